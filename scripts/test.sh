@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up everything the test suite needs (virtualenv, bubblewrap and the sandbox environment,
+# a running PostgreSQL) and run it: lint, then pytest. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --sandbox
+bash scripts/services.sh
+
+.venv/bin/ruff check src tests benchmarks examples
+set +e
+.venv/bin/python -m pytest "$@"
+status=$?
+set -e
+if [ "$status" = 5 ]; then
+  echo "test.sh: pytest collected no tests — that is a failure here" >&2
+  exit 1
+fi
+exit "$status"

@@ -1,0 +1,1 @@
+"""The HTTP edge: routes, error mapping, SSE framing. Nothing below this package imports it."""

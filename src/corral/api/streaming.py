@@ -1,0 +1,66 @@
+"""Streaming a response: the engine runs in its own task and hands SSE frames to the HTTP response.
+
+The first frame is awaited before any HTTP status is sent, so an upstream that refuses the first
+call is still a plain HTTP error. If the client goes away, a stored response runs on to completion
+and is persisted; an unstored one is cancelled, which cancels the upstream request.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from starlette.responses import Response, StreamingResponse
+
+from corral.api.http import error_response
+from corral.api.metrics import STREAMS_IN_FLIGHT
+from corral.protocol.errors import APIError, server_error
+from corral.responses.events import Emitter
+
+log = logging.getLogger(__name__)
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_END = b""
+_detached: set[asyncio.Task[object]] = set()
+
+
+async def stream_events(
+    emitter: Emitter, run: Callable[[Emitter], Awaitable[object]], *, keep_running_on_disconnect: bool
+) -> Response:
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def sink(frame: bytes) -> None:
+        queue.put_nowait(frame)
+
+    emitter.sink = sink
+    task = asyncio.create_task(run(emitter))
+    task.add_done_callback(lambda _: queue.put_nowait(_END))
+
+    first = await queue.get()
+    if first is _END:
+        exc = task.exception()
+        if isinstance(exc, APIError):
+            return error_response(exc)
+        if exc is not None:
+            log.error("stream failed before its first event", exc_info=exc)
+        return error_response(server_error())
+
+    async def frames() -> AsyncIterator[bytes]:
+        STREAMS_IN_FLIGHT.inc()
+        finished = False
+        try:
+            frame = first
+            while frame is not _END:
+                yield frame
+                frame = await queue.get()
+            finished = True
+        finally:
+            STREAMS_IN_FLIGHT.dec()
+            if not finished and not task.done():
+                if keep_running_on_disconnect:
+                    emitter.sink = None
+                    _detached.add(task)
+                    task.add_done_callback(_detached.discard)
+                else:
+                    task.cancel()
+
+    return StreamingResponse(frames(), media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)

@@ -1,0 +1,152 @@
+"""Command line: `corral serve`, `corral mock-upstream`, `corral db upgrade`."""
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+ENV_PREFIX = "CORRAL_"
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(ENV_PREFIX + name)
+
+
+def _env_list(name: str) -> list[str] | None:
+    value = _env(name)
+    return [part.strip() for part in value.split(",") if part.strip()] if value else None
+
+
+def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default=_env("HOST"), help="Address to listen on [CORRAL_HOST] (127.0.0.1)."
+    )
+    parser.add_argument(
+        "--port", type=int, default=_env("PORT"), help="Port to listen on [CORRAL_PORT] (8080)."
+    )
+    parser.add_argument(
+        "--upstream",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="OpenAI-compatible base URL of a model server, e.g. http://127.0.0.1:8000/v1. Repeatable "
+        "[CORRAL_UPSTREAM, comma-separated].",
+    )
+    parser.add_argument(
+        "--upstream-api",
+        choices=["responses", "chat"],
+        default=_env("UPSTREAM_API"),
+        help="What the --upstream servers speak: /v1/responses or /v1/chat/completions "
+        "[CORRAL_UPSTREAM_API] (responses).",
+    )
+    parser.add_argument(
+        "--upstream-api-key",
+        default=_env("UPSTREAM_API_KEY"),
+        help="Bearer key sent to the --upstream servers [CORRAL_UPSTREAM_API_KEY].",
+    )
+    parser.add_argument(
+        "--database",
+        default=_env("DATABASE"),
+        help="sqlite:///path.db or postgresql://user@host:port/db [CORRAL_DATABASE] "
+        "(a SQLite file under --data-dir).",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=_env("DATA_DIR"),
+        help="Directory for the SQLite database and container files [CORRAL_DATA_DIR] "
+        "(~/.local/share/corral).",
+    )
+    parser.add_argument(
+        "--config",
+        default=_env("CONFIG"),
+        metavar="FILE",
+        help="YAML file with the same settings and more: several upstreams with their own API kind, "
+        "key and model aliases, MCP servers, sandbox limits [CORRAL_CONFIG].",
+    )
+    parser.add_argument(
+        "--bootstrapper",
+        default=_env("BOOTSTRAPPER"),
+        help="Stateful-tool bootstrapper: 'default', 'noop', or package.module:attribute "
+        "[CORRAL_BOOTSTRAPPER] (default).",
+    )
+    parser.add_argument(
+        "--log-level", default=_env("LOG_LEVEL"), help="debug, info, warning… [CORRAL_LOG_LEVEL] (info)."
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="corral",
+        description="Corral: an OpenAI Responses API gateway in front of your model servers. "
+        "Every flag can also be given as an environment variable CORRAL_<FLAG>.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="Run the gateway.",
+        description="Run the gateway: the OpenAI Responses API on --host:--port, routed to --upstream "
+        "servers, with state in --database. Each flag reads CORRAL_<FLAG> when not given.",
+    )
+    _add_serve_arguments(serve)
+
+    mock = commands.add_parser(
+        "mock-upstream",
+        help="Run the scripted upstream used by the tests and demos.",
+        description="A deterministic model server speaking /v1/responses and /v1/chat/completions. "
+        "See corral.mock_upstream for its script language.",
+    )
+    mock.add_argument("--host", default="127.0.0.1", help="Address to listen on (127.0.0.1).")
+    mock.add_argument("--port", type=int, default=8001, help="Port to listen on (8001).")
+
+    db = commands.add_parser("db", help="Database maintenance.")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    upgrade = db_commands.add_parser("upgrade", help="Run database migrations to the newest version.")
+    upgrade.add_argument("--database", default=_env("DATABASE"), help="Database URL [CORRAL_DATABASE].")
+    upgrade.add_argument("--data-dir", default=_env("DATA_DIR"), help="Data directory [CORRAL_DATA_DIR].")
+    upgrade.add_argument("--config", default=_env("CONFIG"), help="YAML config file [CORRAL_CONFIG].")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from corral.config import load_settings
+
+    overrides = {
+        key: getattr(args, key, None)
+        for key in ("host", "port", "database", "data_dir", "bootstrapper", "log_level")
+    }
+    return load_settings(
+        config_file=args.config,
+        upstream_urls=getattr(args, "upstream", None) or _env_list("UPSTREAM"),
+        upstream_api=getattr(args, "upstream_api", None),
+        upstream_api_key=getattr(args, "upstream_api_key", None),
+        overrides=overrides,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        from corral.app import serve
+
+        serve(settings_from_args(args))
+        return 0
+    if args.command == "mock-upstream":
+        from corral.mock_upstream.app import serve as serve_mock
+
+        serve_mock(args.host, args.port)
+        return 0
+    if args.command == "db":
+        from corral.storage import upgrade
+
+        settings = settings_from_args(args)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        asyncio.run(upgrade(settings.database_url()))
+        print(f"database at the newest version: {settings.database_url()}")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

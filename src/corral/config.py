@@ -1,0 +1,121 @@
+"""One settings object, layered from defaults, a YAML file, `CORRAL_…` environment variables and flags.
+
+Precedence, lowest first: built-in defaults, the YAML file (`--config`), environment variables,
+command-line flags. The YAML file holds everything the flags do and more (several upstreams with
+their own API kind, key and model aliases; MCP servers; sandbox settings).
+"""
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+UpstreamAPI = Literal["responses", "chat"]
+
+
+class UpstreamSettings(BaseModel):
+    """One upstream model server (a worker) speaking an OpenAI-compatible API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    api: UpstreamAPI = "responses"
+    api_key: str | None = None
+    name: str | None = None
+    models: list[str] | None = Field(
+        default=None, description="Models this upstream serves; discovered from /models when omitted."
+    )
+    aliases: dict[str, str] = Field(default_factory=dict, description="Client-facing name -> upstream model.")
+    max_tokens_field: str = "max_tokens"
+    hosted_tools: bool = Field(
+        default=False,
+        description="Passthrough: the upstream hosts code_interpreter/shell itself (e.g. OpenAI).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class McpServerSettings(BaseModel):
+    """An MCP server declared by the operator, referenced by requests through its label."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transport: Literal["streamable_http", "sse", "stdio"] = "streamable_http"
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] | None = None
+    timeout_s: float = 30.0
+
+
+class SandboxSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["local"] = "local"
+    python: str | None = Field(default=None, description="Interpreter with ipykernel used inside sandboxes.")
+    warm_pool_size: int = 1
+    max_containers: int = 32
+    default_expiry_minutes: int = 20
+    execution_timeout_s: float = 60.0
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    upstreams: list[UpstreamSettings] = Field(default_factory=list)
+    database: str | None = None
+    data_dir: Path = Field(default_factory=lambda: default_data_dir())
+    log_level: str = "info"
+    bootstrapper: str = "default"
+    mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
+    mcp_timeout_s: float = 30.0
+    max_tool_calls: int = 32
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+
+    def database_url(self) -> str:
+        return self.database or f"sqlite:///{self.data_dir / 'corral.db'}"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "corral"
+
+
+def load_settings(
+    *,
+    config_file: str | None = None,
+    upstream_urls: list[str] | None = None,
+    upstream_api: str | None = None,
+    upstream_api_key: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Merge the YAML file, then the simple flag values, into one validated Settings."""
+    data: dict[str, Any] = {}
+    if config_file:
+        with open(config_file, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{config_file}: the top level must be a mapping")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            data[key] = value
+    if upstream_urls:
+        data["upstreams"] = [
+            {"url": url, "api": upstream_api or "responses", "api_key": upstream_api_key}
+            for url in upstream_urls
+        ]
+    elif upstream_api or upstream_api_key:
+        for upstream in data.get("upstreams", []):
+            if upstream_api:
+                upstream.setdefault("api", upstream_api)
+            if upstream_api_key:
+                upstream.setdefault("api_key", upstream_api_key)
+    return Settings.model_validate(data)

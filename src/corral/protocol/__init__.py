@@ -1,0 +1,1 @@
+"""OpenAI wire types, ids and the error envelope."""

@@ -1,0 +1,1 @@
+"""The engine: one request's stages, from validation to persistence (see service.py for the order)."""

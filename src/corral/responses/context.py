@@ -1,0 +1,50 @@
+"""The request context: each stage's result, carried forward to the next."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from corral.protocol.request import CreateResponseBody
+from corral.sessions.bootstrap import BootstrapResult, StatefulToolDeclaration
+from corral.tools.base import ServerTool
+from corral.upstream.registry import Route
+
+
+@dataclass
+class BootstrapState:
+    """Request-scoped: whether bootstrap ran, what it injected, and the prepared state per tool kind."""
+
+    executed: bool = False
+    injected_items: list[dict[str, Any]] = field(default_factory=list)
+    prepared: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def record(self, result: BootstrapResult) -> None:
+        self.injected_items = list(result.injected_items)
+        self.prepared = dict(result.prepared)
+        self.executed = True
+
+
+@dataclass
+class RequestContext:
+    body: CreateResponseBody
+    tenant: str
+    headers: Mapping[str, str]
+    response_id: str
+    input_items: list[dict[str, Any]]
+    conversation_id: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    route: Route | None = None
+    stateful_tools: tuple[StatefulToolDeclaration, ...] = ()
+    server_tools: list[ServerTool] = field(default_factory=list)
+    bootstrap: BootstrapState = field(default_factory=BootstrapState)
+    response: dict[str, Any] = field(default_factory=dict)
+    loop_items: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def store(self) -> bool:
+        return self.body.store is not False
+
+    @property
+    def passthrough(self) -> bool:
+        """The upstream hosts code_interpreter/shell itself: declarations go through unchanged."""
+        return self.route is not None and self.route.worker.settings.hosted_tools

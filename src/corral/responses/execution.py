@@ -1,0 +1,91 @@
+"""The execution request: what the upstream is sent, built from the client body and the context.
+
+The client body is never mutated; history, injected bootstrap items and the tool loop's items are
+layered into a fresh request for every model call.
+"""
+
+from typing import Any
+
+from corral.responses.context import RequestContext
+from corral.responses.history import resolve_references
+from corral.responses.replay import to_model_items
+
+_FORWARDED = (
+    "instructions",
+    "tool_choice",
+    "parallel_tool_calls",
+    "max_output_tokens",
+    "temperature",
+    "top_p",
+    "top_logprobs",
+    "text",
+    "reasoning",
+    "truncation",
+    "user",
+    "safety_identifier",
+    "prompt_cache_key",
+    "service_tier",
+)
+
+
+def upstream_tools(ctx: RequestContext) -> list[dict[str, Any]]:
+    """Client tools the model sees: function tools as given; server-side tools as their functions."""
+    if ctx.passthrough:
+        hosted = [tool for tool in ctx.body.tools or [] if tool.get("type") != "mcp"]
+        return hosted + [fn for tool in ctx.server_tools for fn in tool.function_tools()]
+    tools: list[dict[str, Any]] = []
+    for tool in ctx.body.tools or []:
+        kind = tool.get("type")
+        if kind in ("mcp", "code_interpreter") or (kind == "shell" and _hosted_shell(tool)):
+            continue
+        tools.append(tool)
+    for server_tool in ctx.server_tools:
+        tools.extend(server_tool.function_tools())
+    return tools
+
+
+def _hosted_shell(tool: dict[str, Any]) -> bool:
+    return (tool.get("environment") or {}).get("type", "local") != "local"
+
+
+def model_tool_choice(choice: Any) -> Any:
+    """Forcing a hosted tool means forcing the function that stands for it."""
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        if kind == "code_interpreter":
+            return {"type": "function", "name": "python"}
+        if kind == "shell":
+            return {"type": "function", "name": "shell"}
+        if kind == "mcp":
+            return {"type": "function", "name": choice["name"]} if choice.get("name") else "required"
+    return choice
+
+
+def build_execution_request(ctx: RequestContext) -> dict[str, Any]:
+    assert ctx.route is not None
+    hosted = ctx.passthrough
+    caller_input = resolve_references(ctx, ctx.input_items)
+    request: dict[str, Any] = {
+        "model": ctx.route.upstream_model,
+        "input": [
+            *to_model_items(ctx.history, hosted_tools=hosted),
+            *ctx.bootstrap.injected_items,
+            *to_model_items(caller_input, hosted_tools=hosted),
+            *ctx.loop_items,
+        ],
+    }
+    body = ctx.body
+    for name in _FORWARDED:
+        value = getattr(body, name)
+        if value is not None:
+            request[name] = value
+    if hosted and body.include:
+        request["include"] = body.include
+    if "tool_choice" in request and not hosted:
+        request["tool_choice"] = model_tool_choice(request["tool_choice"])
+    tools = upstream_tools(ctx)
+    if tools:
+        request["tools"] = tools
+    elif "tool_choice" in request:
+        del request["tool_choice"]
+    return request

@@ -1,0 +1,127 @@
+"""One request's life, stage by stage (architecture guide §2).
+
+`prepare` runs stages 1–5 (validate, history, route + preflight, tools, bootstrap): everything
+that can reject a request happens there, before any model call or stored byte. `execute` runs the
+tool loop, emits, and persists (stages 6–8).
+"""
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from corral.protocol.errors import APIError
+from corral.protocol.ids import new_id
+from corral.protocol.items import normalize_input
+from corral.protocol.request import validate_create_body
+from corral.protocol.response import new_response
+from corral.responses.bootstrap import bootstrap_stateful_tools
+from corral.responses.context import RequestContext
+from corral.responses.events import Emitter
+from corral.responses.execution import build_execution_request
+from corral.responses.history import check_input_against_history, load_history
+from corral.responses.loop import run_tool_loop
+from corral.responses.persist import persist
+from corral.sessions.bootstrap import StatefulToolBootstrapper, declared_stateful_tools
+from corral.storage import Store
+from corral.tools.base import ServerTool
+from corral.upstream.errors import UpstreamError, UpstreamStreamError
+from corral.upstream.metrics import UPSTREAM_ERRORS
+from corral.upstream.registry import UpstreamRegistry
+
+log = logging.getLogger(__name__)
+
+
+class ToolFactory(Protocol):
+    async def build(self, ctx: RequestContext) -> list[ServerTool]:
+        """Server-side tools for this request; raises APIError(400) for a bad declaration."""
+        ...
+
+
+class ResponsesService:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: UpstreamRegistry,
+        bootstrapper: StatefulToolBootstrapper,
+        tools: ToolFactory,
+        max_tool_calls: int,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.bootstrapper = bootstrapper
+        self.tools = tools
+        self.max_tool_calls = max_tool_calls
+
+    async def prepare(self, raw: Any, *, tenant: str, headers: Mapping[str, str]) -> RequestContext:
+        body = validate_create_body(raw)
+        conversation = body.conversation
+        conversation_id = (
+            conversation if isinstance(conversation, str) or conversation is None else conversation.id
+        )
+        ctx = RequestContext(
+            body=body,
+            tenant=tenant,
+            headers=headers,
+            response_id=new_id("resp"),
+            input_items=normalize_input(body.input),
+            conversation_id=conversation_id,
+        )
+        await load_history(ctx, self.store)
+        check_input_against_history(ctx)
+        ctx.route = self.registry.resolve(body.model)
+        if not ctx.passthrough:
+            ctx.stateful_tools = declared_stateful_tools(body.tools)
+        ctx.server_tools = await self.tools.build(ctx)
+        ctx.route.adapter.preflight(build_execution_request(ctx))
+        await bootstrap_stateful_tools(ctx, self.bootstrapper, self.store)
+        ctx.response = new_response(ctx.response_id, body, conversation_id=conversation_id)
+        return ctx
+
+    async def execute(self, ctx: RequestContext, emitter: Emitter) -> dict[str, Any]:
+        """Run the loop to a final status, persist, and emit the terminal event."""
+        response = ctx.response
+        try:
+            last = await run_tool_loop(ctx, emitter, gateway_cap=self.max_tool_calls)
+        except UpstreamError as exc:
+            self._count_error(ctx, "http")
+            if not emitter.started and not response["output"]:
+                raise
+            await self._fail(ctx, emitter, exc.code or "server_error", exc.message)
+        except UpstreamStreamError as exc:
+            self._count_error(ctx, "stream")
+            await self._fail(ctx, emitter, exc.code or "server_error", exc.message)
+        except APIError:
+            raise
+        except Exception as exc:
+            log.exception("response %s failed", ctx.response_id)
+            await self._fail(
+                ctx, emitter, "server_error", f"The server had an error while processing your request: {exc}"
+            )
+        else:
+            if response["status"] == "in_progress":
+                if last is not None and last.status == "failed":
+                    response["status"] = "failed"
+                    response["error"] = last.error or {
+                        "code": "server_error",
+                        "message": "The model call failed.",
+                    }
+                elif last is not None and last.status == "incomplete":
+                    response["status"] = "incomplete"
+                    response["incomplete_details"] = last.incomplete_details
+                else:
+                    response["status"] = "completed"
+                    response["completed_at"] = int(time.time())
+        await persist(ctx, self.store)
+        await emitter.finish()
+        return response
+
+    async def _fail(self, ctx: RequestContext, emitter: Emitter, code: str, message: str) -> None:
+        ctx.response["status"] = "failed"
+        ctx.response["error"] = {"code": code, "message": message}
+        await emitter.error(message, code)
+
+    def _count_error(self, ctx: RequestContext, kind: str) -> None:
+        upstream = ctx.route.worker.name if ctx.route else "unknown"
+        UPSTREAM_ERRORS.labels(upstream=upstream, kind=kind).inc()

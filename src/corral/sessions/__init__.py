@@ -1,0 +1,1 @@
+"""Stateful-tool sessions: the bootstrap interface and the container service."""

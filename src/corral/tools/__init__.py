@@ -1,0 +1,1 @@
+"""One module per tool kind: function, mcp, code_interpreter, shell."""

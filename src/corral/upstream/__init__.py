@@ -1,0 +1,1 @@
+"""Upstream model servers: workers, routing, and adapters for the APIs they speak."""

@@ -1,0 +1,33 @@
+"""What the engine needs from an upstream, whichever API it speaks."""
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from corral.upstream.turn import TurnResult
+
+
+class TurnStream(Protocol):
+    """One streaming model call.
+
+    `open()` sends the request and raises `UpstreamError` for an HTTP failure, before any event;
+    iterating `events()` yields item-level Responses events (no sequence numbers, `output_index`
+    counted from 0 within the turn) and sets `result` when the upstream finishes.
+    """
+
+    result: TurnResult | None
+
+    async def open(self) -> None: ...
+
+    def events(self) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Adapter(Protocol):
+    async def create(self, request: dict[str, Any]) -> TurnResult: ...
+
+    def stream(self, request: dict[str, Any]) -> TurnStream: ...
+
+    def preflight(self, request: dict[str, Any]) -> None:
+        """Raise APIError(400) for a request this upstream cannot serve, before any side effect."""
+        ...

@@ -1,0 +1,72 @@
+"""Shared fixtures: the scripted upstream and real gateways in front of it, played by the openai SDK."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from corral.app import build_app
+from corral.config import Settings, UpstreamSettings
+from corral.mock_upstream.app import build_app as build_mock_app
+from tests.support.mock import MockUpstream
+from tests.support.servers import serve_in_thread
+
+pytest_plugins = ["tests.fixtures.databases"]
+
+UPSTREAM_APIS = ("responses", "chat")
+
+
+@dataclass
+class Gateway:
+    base: str
+    settings: Settings
+    mock: MockUpstream
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/v1"
+
+    def client(self, **kwargs: Any) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url, api_key=kwargs.pop("api_key", "test-key"), max_retries=0, **kwargs)
+
+    def async_client(self, **kwargs: Any) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=self.url, api_key=kwargs.pop("api_key", "test-key"), max_retries=0, **kwargs)
+
+
+@contextmanager
+def start_gateway(mock: MockUpstream, data_dir: Path, *, api: str = "responses", **settings: Any) -> Iterator[Gateway]:
+    config = Settings(
+        data_dir=data_dir,
+        upstreams=[UpstreamSettings(url=mock.url, api=api)],  # type: ignore[arg-type]
+        **settings,
+    )
+    with serve_in_thread(build_app(config), ready_path="/health") as base:
+        yield Gateway(base, config, mock)
+
+
+@pytest.fixture(scope="session")
+def mock_upstream() -> Iterator[MockUpstream]:
+    with serve_in_thread(build_mock_app(), ready_path="/v1/models") as base:
+        yield MockUpstream(base)
+
+
+@pytest.fixture()
+def mock(mock_upstream: MockUpstream) -> MockUpstream:
+    mock_upstream.clear()
+    return mock_upstream
+
+
+@pytest.fixture(scope="session", params=UPSTREAM_APIS)
+def gateway(request: pytest.FixtureRequest, mock_upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway on SQLite, once in front of each upstream API kind."""
+    with start_gateway(mock_upstream, tmp_path_factory.mktemp(f"gw-{request.param}"), api=request.param) as gw:
+        yield gw
+
+
+@pytest.fixture()
+def client(gateway: Gateway, mock: MockUpstream) -> openai.OpenAI:
+    return gateway.client()

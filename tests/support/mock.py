@@ -1,0 +1,20 @@
+"""Access to what the scripted upstream received."""
+
+from typing import Any
+
+import httpx
+
+
+class MockUpstream:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.url = f"{base}/v1"
+
+    def requests(self) -> list[dict[str, Any]]:
+        return httpx.get(f"{self.base}/_mock/requests").json()
+
+    def bodies(self, path_suffix: str | None = None) -> list[dict[str, Any]]:
+        return [r["body"] for r in self.requests() if path_suffix is None or r["path"].endswith(path_suffix)]
+
+    def clear(self) -> None:
+        httpx.delete(f"{self.base}/_mock/requests")
