@@ -61,7 +61,9 @@ def mock(mock_upstream: MockUpstream) -> MockUpstream:
 
 
 @pytest.fixture(scope="session", params=UPSTREAM_APIS)
-def gateway(request: pytest.FixtureRequest, mock_upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gateway(
+    request: pytest.FixtureRequest, mock_upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     """A gateway on SQLite, once in front of each upstream API kind."""
     with start_gateway(mock_upstream, tmp_path_factory.mktemp(f"gw-{request.param}"), api=request.param) as gw:
         yield gw

@@ -1,6 +1,7 @@
 """Builds the ASGI app: wires the store, upstreams, tools and sandboxes to the routes."""
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,7 +11,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from corral.api import conversations, responses, system
+from corral.api import containers, conversations, responses, system
 from corral.api.http import error_response, handle_api_error
 from corral.api.metrics import MetricsMiddleware
 from corral.config import Settings
@@ -18,6 +19,8 @@ from corral.protocol.errors import APIError
 from corral.responses.service import ResponsesService
 from corral.responses.toolset import ToolRegistry
 from corral.sessions.bootstrap import NoopBootstrapper, load_bootstrapper
+from corral.sessions.container_bootstrapper import ContainerBootstrapper
+from corral.sessions.containers import ContainerService
 from corral.storage import Store
 from corral.upstream.client import new_http_session
 from corral.upstream.registry import UpstreamRegistry
@@ -39,16 +42,24 @@ def build_app(settings: Settings) -> Starlette:
         http = new_http_session()
         registry = UpstreamRegistry(http, settings.upstreams)
         await registry.discover()
+        container_service = await start_containers(settings, store)
         bootstrapper = load_bootstrapper(
-            settings.bootstrapper, {"noop": NoopBootstrapper, "default": NoopBootstrapper}
+            settings.bootstrapper,
+            {
+                "noop": NoopBootstrapper,
+                "default": (lambda: ContainerBootstrapper(container_service))
+                if container_service
+                else NoopBootstrapper,
+            },
         )
         app.state.store = store
         app.state.registry = registry
+        app.state.containers = container_service
         app.state.responses = ResponsesService(
             store=store,
             registry=registry,
             bootstrapper=bootstrapper,
-            tools=ToolRegistry(),
+            tools=ToolRegistry(containers=container_service),
             max_tool_calls=settings.max_tool_calls,
         )
         app.state.ready = True
@@ -57,15 +68,47 @@ def build_app(settings: Settings) -> Starlette:
             yield
         finally:
             app.state.ready = False
+            if container_service is not None:
+                await container_service.aclose()
             await http.close()
             await store.close()
 
     return Starlette(
-        routes=[*system.routes, *responses.routes, *conversations.routes],
+        routes=[*system.routes, *responses.routes, *conversations.routes, *containers.routes],
         middleware=[Middleware(MetricsMiddleware)],
         exception_handlers={APIError: handle_api_error, HTTPException: handle_http_error},
         lifespan=lifespan,
     )
+
+
+async def start_containers(settings: Settings, store: Store) -> ContainerService | None:
+    """The container service on the configured sandbox backend, or None where this host has none."""
+    try:
+        from corral.sessions.backends.local import LocalSandboxBackend
+    except ImportError:
+        log.warning("no local sandbox backend is installed: code_interpreter and shell are unavailable")
+        return None
+    from corral.sessions.backends.base import SandboxUnavailableError
+
+    sandbox = settings.sandbox
+    try:
+        backend = LocalSandboxBackend(
+            settings.data_dir,
+            python=sandbox.python or sys.executable,
+            warm_pool_size=sandbox.warm_pool_size,
+            max_containers=sandbox.max_containers,
+        )
+    except SandboxUnavailableError as exc:
+        log.warning("sandboxes unavailable on this host (%s): code_interpreter and shell are disabled", exc)
+        return None
+    service = ContainerService(
+        store,
+        backend,
+        default_expiry_minutes=sandbox.default_expiry_minutes,
+        execution_timeout_s=sandbox.execution_timeout_s,
+    )
+    service.start_sweeper()
+    return service
 
 
 def _safe_url(settings: Settings) -> str:
@@ -79,9 +122,7 @@ def _safe_url(settings: Settings) -> str:
 def serve(settings: Settings) -> None:
     import uvicorn
 
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(
         build_app(settings),
         host=settings.host,

@@ -19,12 +19,8 @@ def _env_list(name: str) -> list[str] | None:
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--host", default=_env("HOST"), help="Address to listen on [CORRAL_HOST] (127.0.0.1)."
-    )
-    parser.add_argument(
-        "--port", type=int, default=_env("PORT"), help="Port to listen on [CORRAL_PORT] (8080)."
-    )
+    parser.add_argument("--host", default=_env("HOST"), help="Address to listen on [CORRAL_HOST] (127.0.0.1).")
+    parser.add_argument("--port", type=int, default=_env("PORT"), help="Port to listen on [CORRAL_PORT] (8080).")
     parser.add_argument(
         "--upstream",
         action="append",
@@ -48,14 +44,12 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database",
         default=_env("DATABASE"),
-        help="sqlite:///path.db or postgresql://user@host:port/db [CORRAL_DATABASE] "
-        "(a SQLite file under --data-dir).",
+        help="sqlite:///path.db or postgresql://user@host:port/db [CORRAL_DATABASE] (a SQLite file under --data-dir).",
     )
     parser.add_argument(
         "--data-dir",
         default=_env("DATA_DIR"),
-        help="Directory for the SQLite database and container files [CORRAL_DATA_DIR] "
-        "(~/.local/share/corral).",
+        help="Directory for the SQLite database and container files [CORRAL_DATA_DIR] (~/.local/share/corral).",
     )
     parser.add_argument(
         "--config",
@@ -113,8 +107,7 @@ def settings_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def
     from corral.config import load_settings
 
     overrides = {
-        key: getattr(args, key, None)
-        for key in ("host", "port", "database", "data_dir", "bootstrapper", "log_level")
+        key: getattr(args, key, None) for key in ("host", "port", "database", "data_dir", "bootstrapper", "log_level")
     }
     return load_settings(
         config_file=args.config,

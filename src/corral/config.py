@@ -109,8 +109,7 @@ def load_settings(
             data[key] = value
     if upstream_urls:
         data["upstreams"] = [
-            {"url": url, "api": upstream_api or "responses", "api_key": upstream_api_key}
-            for url in upstream_urls
+            {"url": url, "api": upstream_api or "responses", "api_key": upstream_api_key} for url in upstream_urls
         ]
     elif upstream_api or upstream_api_key:
         for upstream in data.get("upstreams", []):

@@ -35,7 +35,9 @@ def test_streaming_helper_parses_and_sequence_has_no_gaps(client: openai.OpenAI)
 
 
 def test_raw_stream_is_openai_sse_without_done(gateway: Gateway, mock: MockUpstream) -> None:
-    with httpx.stream("POST", f"{gateway.url}/responses", json={"model": "mock-model", "input": "x", "stream": True}) as r:
+    with httpx.stream(
+        "POST", f"{gateway.url}/responses", json={"model": "mock-model", "input": "x", "stream": True}
+    ) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         body = r.read().decode()
@@ -49,7 +51,9 @@ def test_raw_stream_is_openai_sse_without_done(gateway: Gateway, mock: MockUpstr
 def test_function_call_is_returned_to_the_client(client: openai.OpenAI) -> None:
     tools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}]
     response = client.responses.create(
-        model="mock-model", input='[[call get_weather {"city": "Paris"}]]', tools=tools  # type: ignore[arg-type]
+        model="mock-model",
+        input='[[call get_weather {"city": "Paris"}]]',
+        tools=tools,  # type: ignore[arg-type]
     )
     call = response.output[-1]
     assert call.type == "function_call"
@@ -61,7 +65,9 @@ def test_function_call_is_returned_to_the_client(client: openai.OpenAI) -> None:
 def test_streamed_parallel_function_calls(client: openai.OpenAI) -> None:
     tools = [{"type": "function", "name": n, "parameters": {"type": "object"}} for n in ("a", "b")]
     with client.responses.stream(
-        model="mock-model", input='[[calls a {"x": 1} ;; b {"y": 2}]]', tools=tools  # type: ignore[arg-type]
+        model="mock-model",
+        input='[[calls a {"x": 1} ;; b {"y": 2}]]',
+        tools=tools,  # type: ignore[arg-type]
     ) as stream:
         events = list(stream)
         final = stream.get_final_response()

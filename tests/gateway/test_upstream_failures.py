@@ -40,7 +40,9 @@ def test_upstream_503_is_503(client: openai.OpenAI) -> None:
 
 
 @pytest.mark.parametrize("directive", ["[[die]]", "[[fail]]"])
-def test_upstream_dying_mid_stream_ends_with_error_then_failed(gateway: Gateway, mock: MockUpstream, directive: str) -> None:
+def test_upstream_dying_mid_stream_ends_with_error_then_failed(
+    gateway: Gateway, mock: MockUpstream, directive: str
+) -> None:
     body = {"model": "mock-model", "input": f"{directive} one two three four", "stream": True}
     with httpx.stream("POST", f"{gateway.url}/responses", json=body, timeout=30) as response:
         assert response.status_code == 200

@@ -27,9 +27,7 @@ def _missing(conversation_id: str) -> Exception:
 
 def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise bad_request(
-            f"Invalid type for body: expected an object, but got {json_type_name(body)} instead."
-        )
+        raise bad_request(f"Invalid type for body: expected an object, but got {json_type_name(body)} instead.")
     return body
 
 
@@ -56,9 +54,7 @@ def _items(body: dict[str, Any], *, required: bool) -> list[dict[str, Any]]:
     raw = body.get("items")
     if raw is None:
         if required:
-            raise bad_request(
-                "Missing required parameter: 'items'.", param="items", code="missing_required_parameter"
-            )
+            raise bad_request("Missing required parameter: 'items'.", param="items", code="missing_required_parameter")
         return []
     if not isinstance(raw, list):
         raise bad_request(
@@ -88,9 +84,7 @@ async def create_conversation(request: Request) -> Response:
     _unknown_keys(body, ("items", "metadata"))
     metadata = _metadata(body, required=False)
     items = _items(body, required=False)
-    conversation = await _store(request).conversations.create(
-        tenant_of(request), metadata=metadata, items=items
-    )
+    conversation = await _store(request).conversations.create(tenant_of(request), metadata=metadata, items=items)
     return JSONResponse(conversation)
 
 

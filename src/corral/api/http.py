@@ -44,9 +44,7 @@ def query_int(request: Request, name: str, default: int, *, low: int, high: int)
     try:
         value = int(raw)
     except ValueError:
-        raise bad_request(
-            f"Invalid type for '{name}': expected an integer.", param=name, code="invalid_type"
-        ) from None
+        raise bad_request(f"Invalid type for '{name}': expected an integer.", param=name, code="invalid_type") from None
     if not low <= value <= high:
         raise bad_request(
             f"Invalid '{name}': expected a value between {low} and {high}, but got {value} instead.",

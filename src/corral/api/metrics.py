@@ -8,9 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-REQUESTS = Counter(
-    "corral_http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"]
-)
+REQUESTS = Counter("corral_http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"])
 LATENCY = Histogram(
     "corral_http_request_duration_seconds",
     "Time to the response's first byte, by route.",

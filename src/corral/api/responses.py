@@ -8,7 +8,7 @@ from corral.api.http import JSONResponse, page, query_int, query_order, read_jso
 from corral.api.streaming import stream_events
 from corral.api.tenancy import tenant_of
 from corral.protocol.errors import not_found
-from corral.responses.events import Emitter
+from corral.protocol.events import Emitter
 from corral.responses.present import present_item, present_response
 from corral.responses.service import ResponsesService
 from corral.storage import NotFound, Store

@@ -14,7 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from corral.api.http import error_response
 from corral.api.metrics import STREAMS_IN_FLIGHT
 from corral.protocol.errors import APIError, server_error
-from corral.responses.events import Emitter
+from corral.protocol.events import Emitter
 
 log = logging.getLogger(__name__)
 

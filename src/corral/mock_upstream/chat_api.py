@@ -100,8 +100,6 @@ async def stream(body: dict[str, Any], turn: Turn) -> AsyncIterator[bytes]:
     yield chunk({}, finish)
     if (body.get("stream_options") or {}).get("include_usage"):
         yield (
-            b"data: "
-            + orjson.dumps({**base, "choices": [], "usage": _usage(turn, len(turn.text.split()))})
-            + b"\n\n"
+            b"data: " + orjson.dumps({**base, "choices": [], "usage": _usage(turn, len(turn.text.split()))}) + b"\n\n"
         )
     yield b"data: [DONE]\n\n"

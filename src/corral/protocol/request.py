@@ -49,11 +49,9 @@ class CreateResponseBody(_Strict):
     stream_options: dict[str, Any] | None = None
     background: StrictBool | None = None
     include: list[Include] | None = None
-    metadata: dict[str, Annotated[StrictStr, Field(max_length=512)]] | None = Field(
-        default=None, max_length=16
-    )
-    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
-    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    metadata: dict[str, Annotated[StrictStr, Field(max_length=512)]] | None = Field(default=None, max_length=16)
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
+    top_p: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     top_logprobs: Annotated[StrictInt, Field(ge=0, le=20)] | None = None
     text: dict[str, Any] | None = None
     reasoning: dict[str, Any] | None = None
@@ -107,9 +105,7 @@ def _check_fields(item: dict[str, Any], required: tuple[tuple[str, Any], ...], w
     for name, kind in required:
         if name not in item:
             param = f"{where}.{name}"
-            raise bad_request(
-                f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-            )
+            raise bad_request(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
         value = item[name]
         if not isinstance(value, kind) or (kind is str and isinstance(value, bool)):
             raise _type_error(f"{where}.{name}", kind, value)
@@ -149,9 +145,7 @@ def _validate_part(part: Any, where: str) -> None:
             param=f"{where}.type",
             code="invalid_value",
         )
-    _check_fields(
-        part, tuple((name, str) for name in _PART_REQUIRED[part_type] if name != "input_audio"), where
-    )
+    _check_fields(part, tuple((name, str) for name in _PART_REQUIRED[part_type] if name != "input_audio"), where)
 
 
 def validate_tool(tool: Any, where: str) -> None:
@@ -172,9 +166,7 @@ def validate_tool(tool: Any, where: str) -> None:
     elif tool_type == "code_interpreter":
         if "container" not in tool:
             param = f"{where}.container"
-            raise bad_request(
-                f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-            )
+            raise bad_request(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
         container = tool["container"]
         if isinstance(container, dict):
             if container.get("type") != "auto":

@@ -20,9 +20,7 @@ def echo_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return echoed
 
 
-def new_response(
-    response_id: str, body: CreateResponseBody, *, conversation_id: str | None
-) -> dict[str, Any]:
+def new_response(response_id: str, body: CreateResponseBody, *, conversation_id: str | None) -> dict[str, Any]:
     text = body.text or {"format": {"type": "text"}}
     return {
         "id": response_id,

@@ -34,6 +34,16 @@ def json_type_name(value: Any) -> str:
     return "an object"
 
 
+_UNION_TAGS = frozenset(("str", "int", "float", "bool", "none", "ConversationRef"))
+
+
+def _is_union_tag(part: str | int) -> bool:
+    """Pydantic names the union member an error came from inside `loc`; OpenAI's param does not."""
+    return isinstance(part, str) and (
+        part in _UNION_TAGS or "[" in part or part.startswith(("function-", "constrained-", "lax-", "strict-"))
+    )
+
+
 def param_path(loc: Sequence[str | int], prefix: str = "") -> str:
     path = prefix
     for part in loc:
@@ -52,32 +62,28 @@ def _expected(error_type: str) -> str:
 def api_error_from_validation(exc: ValidationError, prefix: str = "") -> APIError:
     """The first pydantic error as OpenAI would word it."""
     error = exc.errors(include_url=False)[0]
-    loc = [part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-"))]
+    loc = [part for part in error["loc"] if not _is_union_tag(part)]
     param = param_path(loc, prefix)
     kind = error["type"]
     value = error.get("input")
     ctx = error.get("ctx") or {}
     if kind == "missing":
-        return bad_request(
-            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-        )
+        return bad_request(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
     if kind == "extra_forbidden":
         return bad_request(f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter")
     if kind in ("greater_than_equal", "greater_than"):
         limit = ctx.get("ge", ctx.get("gt"))
-        word = "integer" if isinstance(value, int) else "decimal"
+        word = "integer" if isinstance(limit, int) else "decimal"
         return bad_request(
-            f"Invalid '{param}': {word} below minimum value. Expected a value >= {limit}, "
-            f"but got {value} instead.",
+            f"Invalid '{param}': {word} below minimum value. Expected a value >= {limit}, but got {value} instead.",
             param=param,
             code=f"{word}_below_min_value",
         )
     if kind in ("less_than_equal", "less_than"):
         limit = ctx.get("le", ctx.get("lt"))
-        word = "integer" if isinstance(value, int) else "decimal"
+        word = "integer" if isinstance(limit, int) else "decimal"
         return bad_request(
-            f"Invalid '{param}': {word} above maximum value. Expected a value <= {limit}, "
-            f"but got {value} instead.",
+            f"Invalid '{param}': {word} above maximum value. Expected a value <= {limit}, but got {value} instead.",
             param=param,
             code=f"{word}_above_max_value",
         )

@@ -39,9 +39,7 @@ async def bootstrap_stateful_tools(
     except BootstrapError as exc:
         raise APIError(exc.status, exc.message, param=exc.param, code=BOOTSTRAP_FAILED) from exc
     except APIError as exc:
-        raise APIError(
-            exc.status, exc.message, type=exc.type, param=exc.param, code=BOOTSTRAP_FAILED
-        ) from exc
+        raise APIError(exc.status, exc.message, type=exc.type, param=exc.param, code=BOOTSTRAP_FAILED) from exc
     except Exception as exc:
         log.exception("stateful tool bootstrap failed")
         raise APIError(

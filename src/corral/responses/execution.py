@@ -36,16 +36,12 @@ def upstream_tools(ctx: RequestContext) -> list[dict[str, Any]]:
     tools: list[dict[str, Any]] = []
     for tool in ctx.body.tools or []:
         kind = tool.get("type")
-        if kind in ("mcp", "code_interpreter") or (kind == "shell" and _hosted_shell(tool)):
+        if kind in ("mcp", "code_interpreter", "shell"):
             continue
         tools.append(tool)
     for server_tool in ctx.server_tools:
         tools.extend(server_tool.function_tools())
     return tools
-
-
-def _hosted_shell(tool: dict[str, Any]) -> bool:
-    return (tool.get("environment") or {}).get("type", "local") != "local"
 
 
 def model_tool_choice(choice: Any) -> Any:

@@ -26,9 +26,7 @@ async def load_history(ctx: RequestContext, store: Store) -> None:
         try:
             ctx.history = await store.conversations.load_items(ctx.tenant, ctx.conversation_id)
         except NotFound:
-            raise not_found(
-                f"Conversation with id '{ctx.conversation_id}' not found.", param="conversation"
-            ) from None
+            raise not_found(f"Conversation with id '{ctx.conversation_id}' not found.", param="conversation") from None
 
 
 def check_input_against_history(ctx: RequestContext) -> None:

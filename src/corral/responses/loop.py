@@ -9,9 +9,9 @@ import asyncio
 import logging
 from typing import Any
 
+from corral.protocol.events import Emitter
 from corral.protocol.response import add_usage
 from corral.responses.context import RequestContext
-from corral.responses.events import Emitter
 from corral.responses.execution import build_execution_request
 from corral.tools.base import ServerTool, ToolCall, ToolOutcome
 from corral.upstream.turn import TurnResult
@@ -40,11 +40,68 @@ def _owner(ctx: RequestContext, item: dict[str, Any]) -> ServerTool | None:
     return None
 
 
-async def model_turn(ctx: RequestContext, request: dict[str, Any], emitter: Emitter) -> TurnResult:
+class Annotator:
+    """Citations for the model's text (e.g. `container_file_citation`), from the tools that offer them."""
+
+    def __init__(self, tools: list[ServerTool]) -> None:
+        self.hooks = [hook for tool in tools if (hook := getattr(tool, "annotations", None))]
+        self.pending: dict[tuple[int, int], list[dict[str, Any]]] = {}
+
+    async def find(self, text: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for hook in self.hooks:
+            found.extend(await hook(text))
+        return found
+
+    async def annotate_items(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            if item.get("type") != "message":
+                continue
+            for part in item.get("content") or []:
+                if part.get("type") == "output_text":
+                    existing = part.get("annotations") or []
+                    found = await self.find(part.get("text", ""))
+                    part["annotations"] = [*existing, *(a for a in found if a not in existing)]
+
+    async def relay(self, event: dict[str, Any], emitter: Emitter) -> None:
+        """Announce annotations before `output_text.done`, and carry them in the done events."""
+        kind = event["type"]
+        if kind == "response.output_text.done":
+            key = (event["output_index"], event["content_index"])
+            found = await self.find(event.get("text", ""))
+            self.pending[key] = found
+            for number, annotation in enumerate(found):
+                await emitter.emit(
+                    {
+                        "type": "response.output_text.annotation.added",
+                        "item_id": event.get("item_id"),
+                        "output_index": key[0],
+                        "content_index": key[1],
+                        "annotation_index": number,
+                        "annotation": annotation,
+                    }
+                )
+        elif kind == "response.content_part.done":
+            found = self.pending.get((event["output_index"], event["content_index"]))
+            if found:
+                event["part"]["annotations"] = [*event["part"].get("annotations", []), *found]
+        elif kind == "response.output_item.done" and event["item"].get("type") == "message":
+            for number, part in enumerate(event["item"].get("content") or []):
+                found = self.pending.get((event["output_index"], number))
+                if found:
+                    part["annotations"] = [*part.get("annotations", []), *found]
+
+
+async def model_turn(
+    ctx: RequestContext, request: dict[str, Any], emitter: Emitter, annotator: Annotator | None
+) -> TurnResult:
     assert ctx.route is not None
     adapter = ctx.route.adapter
     if not emitter.streaming:
-        return await adapter.create(request)
+        result = await adapter.create(request)
+        if annotator:
+            await annotator.annotate_items(result.output)
+        return result
     stream = adapter.stream(request)
     await stream.open()
     base = len(ctx.response["output"])
@@ -61,10 +118,14 @@ async def model_turn(ctx: RequestContext, request: dict[str, Any], emitter: Emit
                         continue
                     index -= sum(1 for position in held if position < index)
                 event["output_index"] = base + index
+                if annotator:
+                    await annotator.relay(event, emitter)
             await emitter.emit(event)
     finally:
         await stream.aclose()
     assert stream.result is not None
+    if annotator:
+        await annotator.annotate_items(stream.result.output)
     return stream.result
 
 
@@ -82,9 +143,10 @@ async def run_tool_loop(ctx: RequestContext, emitter: Emitter, *, gateway_cap: i
     for tool in ctx.server_tools:
         await tool.prepare(emitter)
     limits = LoopLimits(ctx.body.max_tool_calls, gateway_cap)
+    annotator = Annotator(ctx.server_tools)
     last: TurnResult | None = None
     while True:
-        last = await model_turn(ctx, build_execution_request(ctx), emitter)
+        last = await model_turn(ctx, build_execution_request(ctx), emitter, annotator if annotator.hooks else None)
         response["usage"] = add_usage(response.get("usage"), last.usage)
         owned = [(item, tool) for item in last.output if (tool := _owner(ctx, item))]
         response["output"].extend(item for item in last.output if not _owner(ctx, item))
@@ -99,9 +161,7 @@ async def run_tool_loop(ctx: RequestContext, emitter: Emitter, *, gateway_cap: i
         limits.used += len(runnable)
         outcomes = await asyncio.gather(
             *(
-                _execute(
-                    tool, ToolCall(item["call_id"], item["name"], item.get("arguments") or "", item), emitter
-                )
+                _execute(tool, ToolCall(item["call_id"], item["name"], item.get("arguments") or "", item), emitter)
                 for item, tool in runnable
             )
         )
@@ -113,8 +173,6 @@ async def run_tool_loop(ctx: RequestContext, emitter: Emitter, *, gateway_cap: i
             response["status"] = "incomplete"
             response["incomplete_details"] = {"reason": "max_tool_calls"}
             return last
-        client_calls = any(
-            item.get("type") in _CLIENT_CALLS and not _owner(ctx, item) for item in last.output
-        )
+        client_calls = any(item.get("type") in _CLIENT_CALLS and not _owner(ctx, item) for item in last.output)
         if client_calls or any(outcome.stop for outcome in outcomes):
             return last

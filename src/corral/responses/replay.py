@@ -9,10 +9,15 @@ from typing import Any
 
 import orjson
 
+from corral.protocol.hosted_tools import (
+    PYTHON_TOOL,
+    SHELL_TOOL,
+    format_code_outputs,
+    format_shell_output,
+    mcp_error_text,
+)
 from corral.protocol.ids import new_call_id
 
-PYTHON_TOOL = "python"
-SHELL_TOOL = "shell"
 _INPUT_ROLES = ("user", "system", "developer")
 
 
@@ -22,38 +27,6 @@ def _call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
 
 def _output(call_id: str, output: str) -> dict[str, Any]:
     return {"type": "function_call_output", "call_id": call_id, "output": output}
-
-
-def format_shell_output(entries: list[dict[str, Any]]) -> str:
-    parts = []
-    for entry in entries:
-        outcome = entry.get("outcome") or {}
-        status = f"exit code {outcome.get('exit_code')}" if outcome.get("type") == "exit" else "timed out"
-        parts.append(f"[{status}]\nstdout:\n{entry.get('stdout', '')}\nstderr:\n{entry.get('stderr', '')}")
-    return "\n".join(parts)
-
-
-def format_code_outputs(outputs: list[dict[str, Any]] | None) -> str:
-    lines = []
-    for output in outputs or []:
-        if output.get("type") == "logs":
-            lines.append(output.get("logs", ""))
-        elif output.get("type") == "image":
-            lines.append(f"[image: {output.get('url', '')}]")
-    return "\n".join(lines)
-
-
-def mcp_error_text(error: Any) -> str:
-    if isinstance(error, dict):
-        if error.get("message"):
-            return f"Error: {error['message']}"
-        content = error.get("content")
-        if isinstance(content, list):
-            return "Error: " + " ".join(
-                str(part.get("text", part)) for part in content if isinstance(part, dict)
-            )
-        return f"Error: {orjson.dumps(error).decode()}"
-    return f"Error: {error}"
 
 
 def to_model_items(items: list[dict[str, Any]], *, hosted_tools: bool) -> list[dict[str, Any]]:
@@ -75,15 +48,11 @@ def to_model_items(items: list[dict[str, Any]], *, hosted_tools: bool) -> list[d
             converted.append(_output(call_id, text or ""))
         elif kind == "code_interpreter_call":
             call_id = item.get("id") or new_call_id()
-            converted.append(
-                _call(call_id, PYTHON_TOOL, orjson.dumps({"code": item.get("code") or ""}).decode())
-            )
+            converted.append(_call(call_id, PYTHON_TOOL, orjson.dumps({"code": item.get("code") or ""}).decode()))
             converted.append(_output(call_id, format_code_outputs(item.get("outputs"))))
         elif kind == "shell_call":
             commands = (item.get("action") or {}).get("commands") or []
-            converted.append(
-                _call(item["call_id"], SHELL_TOOL, orjson.dumps({"commands": commands}).decode())
-            )
+            converted.append(_call(item["call_id"], SHELL_TOOL, orjson.dumps({"commands": commands}).decode()))
         elif kind == "shell_call_output":
             converted.append(_output(item["call_id"], format_shell_output(item.get("output") or [])))
         elif kind in ("mcp_list_tools", "mcp_approval_request", "mcp_approval_response"):

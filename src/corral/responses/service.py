@@ -1,8 +1,8 @@
 """One request's life, stage by stage (architecture guide §2).
 
-`prepare` runs stages 1–5 (validate, history, route + preflight, tools, bootstrap): everything
+`prepare` runs stages 1-5 (validate, history, route + preflight, tools, bootstrap): everything
 that can reject a request happens there, before any model call or stored byte. `execute` runs the
-tool loop, emits, and persists (stages 6–8).
+tool loop, emits, and persists (stages 6-8).
 """
 
 import logging
@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from corral.protocol.errors import APIError
+from corral.protocol.events import Emitter
 from corral.protocol.ids import new_id
 from corral.protocol.items import normalize_input
 from corral.protocol.request import validate_create_body
 from corral.protocol.response import new_response
 from corral.responses.bootstrap import bootstrap_stateful_tools
 from corral.responses.context import RequestContext
-from corral.responses.events import Emitter
 from corral.responses.execution import build_execution_request
 from corral.responses.history import check_input_against_history, load_history
 from corral.responses.loop import run_tool_loop
@@ -57,9 +57,7 @@ class ResponsesService:
     async def prepare(self, raw: Any, *, tenant: str, headers: Mapping[str, str]) -> RequestContext:
         body = validate_create_body(raw)
         conversation = body.conversation
-        conversation_id = (
-            conversation if isinstance(conversation, str) or conversation is None else conversation.id
-        )
+        conversation_id = conversation if isinstance(conversation, str) or conversation is None else conversation.id
         ctx = RequestContext(
             body=body,
             tenant=tenant,
@@ -80,25 +78,28 @@ class ResponsesService:
         return ctx
 
     async def execute(self, ctx: RequestContext, emitter: Emitter) -> dict[str, Any]:
-        """Run the loop to a final status, persist, and emit the terminal event."""
+        """Run the loop to a final status, persist, then emit the terminal events.
+
+        Persisting comes first so that a client that sees the end of the stream can already
+        retrieve the stored response.
+        """
         response = ctx.response
+        failure: tuple[str, str] | None = None
         try:
             last = await run_tool_loop(ctx, emitter, gateway_cap=self.max_tool_calls)
         except UpstreamError as exc:
             self._count_error(ctx, "http")
             if not emitter.started and not response["output"]:
                 raise
-            await self._fail(ctx, emitter, exc.code or "server_error", exc.message)
+            failure = (exc.code or "server_error", exc.message)
         except UpstreamStreamError as exc:
             self._count_error(ctx, "stream")
-            await self._fail(ctx, emitter, exc.code or "server_error", exc.message)
+            failure = (exc.code or "server_error", exc.message)
         except APIError:
             raise
         except Exception as exc:
             log.exception("response %s failed", ctx.response_id)
-            await self._fail(
-                ctx, emitter, "server_error", f"The server had an error while processing your request: {exc}"
-            )
+            failure = ("server_error", f"The server had an error while processing your request: {exc}")
         else:
             if response["status"] == "in_progress":
                 if last is not None and last.status == "failed":
@@ -113,14 +114,14 @@ class ResponsesService:
                 else:
                     response["status"] = "completed"
                     response["completed_at"] = int(time.time())
+        if failure is not None:
+            response["status"] = "failed"
+            response["error"] = {"code": failure[0], "message": failure[1]}
         await persist(ctx, self.store)
+        if failure is not None:
+            await emitter.error(failure[1], failure[0])
         await emitter.finish()
         return response
-
-    async def _fail(self, ctx: RequestContext, emitter: Emitter, code: str, message: str) -> None:
-        ctx.response["status"] = "failed"
-        ctx.response["error"] = {"code": code, "message": message}
-        await emitter.error(message, code)
 
     def _count_error(self, ctx: RequestContext, kind: str) -> None:
         upstream = ctx.route.worker.name if ctx.route else "unknown"

@@ -1,11 +1,40 @@
 """Build the server-side tools a request declares (MCP servers, code interpreter, shell)."""
 
 from corral.responses.context import RequestContext
+from corral.sessions.containers import ContainerService
 from corral.tools.base import ServerTool
+from corral.tools.code_interpreter import CodeInterpreterTool
+from corral.tools.sandbox_calls import ContainerBinding
+from corral.tools.shell import ClientShellTool, ShellTool
+
+CONTAINER_FILE_URL = "/v1/containers/{container_id}/files/{file_id}/content"
 
 
 class ToolRegistry:
     """Turns a request's tool declarations into the server-side tools that execute them."""
 
+    def __init__(self, *, containers: ContainerService | None) -> None:
+        self.containers = containers
+
     async def build(self, ctx: RequestContext) -> list[ServerTool]:
-        return []
+        tools: list[ServerTool] = []
+        if not ctx.passthrough and any(
+            tool.get("type") == "shell" and (tool.get("environment") or {}).get("type", "local") == "local"
+            for tool in ctx.body.tools or []
+        ):
+            tools.append(ClientShellTool())
+        if self.containers is not None:
+            for declared in ctx.stateful_tools:
+                binding = ContainerBinding(self.containers, ctx.tenant, _prepared_container(ctx, declared.kind))
+                if declared.kind == "code_interpreter":
+                    tools.append(CodeInterpreterTool(binding, file_url=CONTAINER_FILE_URL))
+                elif declared.kind == "shell":
+                    tools.append(ShellTool(binding))
+        return tools
+
+
+def _prepared_container(ctx: RequestContext, kind: str):  # type: ignore[no-untyped-def]
+    def container_id() -> str:
+        return str(ctx.bootstrap.prepared[kind]["container_id"])
+
+    return container_id

@@ -8,6 +8,7 @@ Operators can plug in their own implementation by dotted path (`package.module:a
 """
 
 import importlib
+import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -89,7 +90,10 @@ def load_bootstrapper(spec: str, builtins: Mapping[str, Any]) -> StatefulToolBoo
         factory = getattr(importlib.import_module(module_name), attribute)
     else:
         raise ValueError(f"unknown bootstrapper {spec!r}: use one of {sorted(builtins)} or package.module:attribute")
-    instance = factory() if callable(factory) and not isinstance(factory, StatefulToolBootstrapper) else factory
+    if inspect.isclass(factory) or not isinstance(factory, StatefulToolBootstrapper):
+        instance = factory() if callable(factory) else factory
+    else:
+        instance = factory
     if not isinstance(instance, StatefulToolBootstrapper):
         raise TypeError(f"bootstrapper {spec!r} has no async bootstrap(request) method")
     return instance

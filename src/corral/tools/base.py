@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from corral.responses.events import Emitter
+from corral.protocol.events import Emitter
 
 
 @dataclass

@@ -96,9 +96,7 @@ class ResponsesTurnStream:
                     break
                 if kind == "error":
                     error = event.get("error") if isinstance(event.get("error"), dict) else event
-                    raise UpstreamStreamError(
-                        str(error.get("message") or "upstream error"), error.get("code")
-                    )
+                    raise UpstreamStreamError(str(error.get("message") or "upstream error"), error.get("code"))
                 yield event
         except aiohttp.ClientError as exc:
             raise UpstreamStreamError(f"Upstream '{self.adapter.worker.name}' stream broke: {exc}") from exc

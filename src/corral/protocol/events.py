@@ -44,9 +44,7 @@ class Emitter:
             return
         self.started = True
         kinds = (
-            ("response.created", "response.queued")
-            if self.response["status"] == "queued"
-            else ("response.created",)
+            ("response.created", "response.queued") if self.response["status"] == "queued" else ("response.created",)
         )
         for kind in (*kinds, "response.in_progress"):
             snapshot = copy.copy(self.response)
@@ -78,9 +76,7 @@ class Emitter:
         if self.sink is None:
             return
         status = self.response["status"]
-        kind = {"incomplete": "response.incomplete", "failed": "response.failed"}.get(
-            status, "response.completed"
-        )
+        kind = {"incomplete": "response.incomplete", "failed": "response.failed"}.get(status, "response.completed")
         await self.emit({"type": kind, "response": self.response})
 
     async def error(self, message: str, code: str | None, error_type: str = "server_error") -> None:

@@ -1,0 +1,196 @@
+"""/v1/containers routes (OpenAI's Containers API and container files)."""
+
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from corral.api.http import JSONResponse, page, query_int, query_order, read_json
+from corral.api.tenancy import tenant_of
+from corral.protocol.errors import bad_request, not_found
+from corral.protocol.validation import json_type_name
+from corral.sessions.containers import ContainerService, container_not_found, container_object, file_object
+
+MAX_EXPIRY_MINUTES = 7 * 24 * 60
+
+
+def _service(request: Request) -> ContainerService:
+    service = getattr(request.app.state, "containers", None)
+    if service is None:
+        raise not_found("Containers are not enabled on this gateway.")
+    return service
+
+
+def _string(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise bad_request(f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
+        return None
+    if not isinstance(value, str):
+        raise bad_request(
+            f"Invalid type for '{name}': expected a string, but got {json_type_name(value)} instead.",
+            param=name,
+            code="invalid_type",
+        )
+    return value
+
+
+def _expiry(body: dict[str, Any]) -> int | None:
+    expires = body.get("expires_after")
+    if expires is None:
+        return None
+    if not isinstance(expires, dict):
+        raise bad_request(
+            "Invalid type for 'expires_after': expected an object.",
+            param="expires_after",
+            code="invalid_type",
+        )
+    if expires.get("anchor", "last_active_at") != "last_active_at":
+        raise bad_request(
+            f"Invalid value: '{expires.get('anchor')}'. Supported values are: 'last_active_at'.",
+            param="expires_after.anchor",
+            code="invalid_value",
+        )
+    minutes = expires.get("minutes")
+    if not isinstance(minutes, int) or isinstance(minutes, bool):
+        raise bad_request(
+            "Invalid type for 'expires_after.minutes': expected an integer.",
+            param="expires_after.minutes",
+            code="invalid_type",
+        )
+    if not 1 <= minutes <= MAX_EXPIRY_MINUTES:
+        raise bad_request(
+            f"Invalid 'expires_after.minutes': expected a value between 1 and {MAX_EXPIRY_MINUTES}.",
+            param="expires_after.minutes",
+            code="invalid_value",
+        )
+    return minutes
+
+
+async def create_container(request: Request) -> Response:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise bad_request("Invalid type for body: expected an object.")
+    for key in body:
+        if key not in ("name", "file_ids", "expires_after", "memory_limit", "network_policy", "skills"):
+            raise bad_request(f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
+    name = _string(body, "name", required=True)
+    if body.get("file_ids"):
+        raise bad_request(
+            "file_ids are not supported: Corral has no Files API. Upload with POST /v1/containers/{id}/files.",
+            param="file_ids",
+        )
+    policy = body.get("network_policy")
+    if policy is not None and (not isinstance(policy, dict) or policy.get("type") != "disabled"):
+        raise bad_request(
+            "Only network_policy {'type': 'disabled'} is supported: sandboxes have no network.",
+            param="network_policy",
+        )
+    expiry = _expiry(body)
+    record = await _service(request).create(
+        tenant_of(request),
+        name=name or "",
+        memory_limit=_string(body, "memory_limit"),
+        expires_after_minutes=expiry,
+    )
+    return JSONResponse(container_object(record))
+
+
+async def list_containers(request: Request) -> Response:
+    service = _service(request)
+    await service.expire_due()
+    records, has_more = await service.store.containers.list(
+        tenant_of(request),
+        after=request.query_params.get("after"),
+        limit=query_int(request, "limit", 20, low=1, high=100),
+        order=query_order(request),
+        name=request.query_params.get("name"),
+    )
+    return JSONResponse(page([container_object(r) for r in records if r["status"] != "deleted"], has_more))
+
+
+async def retrieve_container(request: Request) -> Response:
+    container_id = request.path_params["container_id"]
+    record = await _service(request).get(tenant_of(request), container_id)
+    if record is None:
+        raise container_not_found(container_id)
+    return JSONResponse(container_object(record))
+
+
+async def delete_container(request: Request) -> Response:
+    container_id = request.path_params["container_id"]
+    if not await _service(request).delete(tenant_of(request), container_id):
+        raise container_not_found(container_id)
+    return JSONResponse({"id": container_id, "object": "container.deleted", "deleted": True})
+
+
+async def create_file(request: Request) -> Response:
+    container_id = request.path_params["container_id"]
+    service = _service(request)
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        body = await read_json(request)
+        if isinstance(body, dict) and "file_id" in body:
+            raise bad_request(
+                "file_id is not supported: Corral has no Files API. Upload the file itself.", param="file_id"
+            )
+        raise bad_request("Missing required parameter: 'file'.", param="file", code="missing_required_parameter")
+    async with request.form(max_part_size=512 * 1024 * 1024) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise bad_request("Missing required parameter: 'file'.", param="file", code="missing_required_parameter")
+        data = await upload.read()
+        record = await service.upload(tenant_of(request), container_id, upload.filename or "upload", data)
+    return JSONResponse(file_object(record))
+
+
+async def list_files(request: Request) -> Response:
+    container_id = request.path_params["container_id"]
+    service = _service(request)
+    await service.require_live(tenant_of(request), container_id)
+    files, has_more = await service.store.containers.list_files(
+        tenant_of(request),
+        container_id,
+        after=request.query_params.get("after"),
+        limit=query_int(request, "limit", 20, low=1, high=100),
+        order=query_order(request),
+    )
+    return JSONResponse(page([file_object(f) for f in files], has_more))
+
+
+async def retrieve_file(request: Request) -> Response:
+    params = request.path_params
+    record = await _service(request).file(tenant_of(request), params["container_id"], params["file_id"])
+    return JSONResponse(file_object(record))
+
+
+async def file_content(request: Request) -> Response:
+    params = request.path_params
+    service = _service(request)
+    record = await service.file(tenant_of(request), params["container_id"], params["file_id"])
+    path = service.host_path(params["container_id"], record)
+    if not path.is_file():
+        raise not_found(f"File with id '{params['file_id']}' has no content any more.")
+    return FileResponse(path, media_type="application/octet-stream")
+
+
+async def delete_file(request: Request) -> Response:
+    params = request.path_params
+    await _service(request).delete_file(tenant_of(request), params["container_id"], params["file_id"])
+    return JSONResponse({"id": params["file_id"], "object": "container.file.deleted", "deleted": True})
+
+
+routes = [
+    Route("/v1/containers", create_container, methods=["POST"]),
+    Route("/v1/containers", list_containers, methods=["GET"]),
+    Route("/v1/containers/{container_id}", retrieve_container, methods=["GET"]),
+    Route("/v1/containers/{container_id}", delete_container, methods=["DELETE"]),
+    Route("/v1/containers/{container_id}/files", create_file, methods=["POST"]),
+    Route("/v1/containers/{container_id}/files", list_files, methods=["GET"]),
+    Route("/v1/containers/{container_id}/files/{file_id}", retrieve_file, methods=["GET"]),
+    Route("/v1/containers/{container_id}/files/{file_id}", delete_file, methods=["DELETE"]),
+    Route("/v1/containers/{container_id}/files/{file_id}/content", file_content, methods=["GET"]),
+]

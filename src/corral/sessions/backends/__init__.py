@@ -1,0 +1,1 @@
+"""Sandbox backends: what actually runs containers (local bubblewrap today)."""

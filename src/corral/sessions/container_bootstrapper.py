@@ -1,0 +1,135 @@
+"""The default bootstrapper: resolve a container for `code_interpreter` and `shell`.
+
+- explicit id (`container: "cntr_…"`, `environment: {type: container_reference}`): it must exist,
+  be the tenant's and be running — unknown is 404, expired is 400 `Container is expired.`;
+- `auto` (`container: {type: auto}`, `environment: {type: container_auto}`): reuse the most
+  recent live container the same tools used in the replayed history; else the container this
+  chain already got from an earlier (possibly concurrent) request; else a new one. The lookup and
+  the creation happen under a lock keyed by the chain, which holds across replicas on PostgreSQL.
+  A history that mentions an expired or vanished container never fails the request.
+
+All auto tools of one request share one container. It injects one developer message ahead of the
+caller's input saying where the working directory is and which files are in it.
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from corral.protocol.errors import APIError
+from corral.sessions.bootstrap import (
+    BootstrapError,
+    BootstrapRequest,
+    BootstrapResult,
+    StatefulToolDeclaration,
+)
+from corral.sessions.containers import DATA_ROOT, ContainerService
+
+AUTO_NAME_PREFIX = "auto-"
+
+
+def explicit_container_id(tool: StatefulToolDeclaration) -> str | None:
+    declaration = tool.declaration
+    if tool.kind == "code_interpreter":
+        container = declaration.get("container")
+        return container if isinstance(container, str) else None
+    environment = declaration.get("environment") or {}
+    return environment.get("container_id") if environment.get("type") == "container_reference" else None
+
+
+def auto_options(tool: StatefulToolDeclaration) -> Mapping[str, Any]:
+    if tool.kind == "code_interpreter":
+        container = tool.declaration.get("container")
+        return container if isinstance(container, Mapping) else {}
+    return tool.declaration.get("environment") or {}
+
+
+def containers_in_history(history: Sequence[Mapping[str, Any]], kinds: set[str]) -> list[str]:
+    """Container ids used by these tools in the history, most recent first."""
+    found: list[str] = []
+    for item in reversed(history):
+        container_id = None
+        if item.get("type") == "code_interpreter_call" and "code_interpreter" in kinds:
+            container_id = item.get("container_id")
+        elif item.get("type") == "shell_call" and "shell" in kinds:
+            container_id = (item.get("environment") or {}).get("container_id")
+        if container_id and container_id not in found:
+            found.append(container_id)
+    return found
+
+
+def context_message(container_id: str, files: list[dict[str, Any]]) -> dict[str, Any]:
+    if files:
+        listing = "\n".join(f"- {f['path']} ({f['bytes']} bytes)" for f in files)
+        body = f"Files currently in {DATA_ROOT}:\n{listing}"
+    else:
+        body = f"{DATA_ROOT} is empty."
+    text = (
+        f"You have a persistent sandbox (container {container_id}) with Python and a shell. Its working "
+        f"directory is {DATA_ROOT}; files saved there persist across calls and can be offered to the user as "
+        f"sandbox:{DATA_ROOT}/<name> links. {body}"
+    )
+    return {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": text}]}
+
+
+class ContainerBootstrapper:
+    def __init__(self, containers: ContainerService) -> None:
+        self.containers = containers
+
+    async def bootstrap(self, request: BootstrapRequest) -> BootstrapResult:
+        prepared: dict[str, dict[str, Any]] = {}
+        auto_tools = []
+        for tool in request.tools:
+            container_id = explicit_container_id(tool)
+            if container_id is None:
+                auto_tools.append(tool)
+                continue
+            await self._explicit(request, tool, container_id)
+            prepared[tool.kind] = {"container_id": container_id}
+        if auto_tools:
+            container_id = await self._auto(request, auto_tools)
+            for tool in auto_tools:
+                prepared[tool.kind] = {"container_id": container_id}
+        first = next(iter(prepared.values()))["container_id"]
+        files = await self.containers.list_files(request.tenant, first)
+        return BootstrapResult(injected_items=[context_message(first, files)], prepared=prepared)
+
+    async def _explicit(self, request: BootstrapRequest, tool: StatefulToolDeclaration, container_id: str) -> None:
+        param = (
+            f"tools[{tool.index}].container"
+            if tool.kind == "code_interpreter"
+            else (f"tools[{tool.index}].environment.container_id")
+        )
+        try:
+            await self.containers.require_live(request.tenant, container_id)
+        except APIError as exc:
+            raise BootstrapError(exc.message, status=exc.status, param=param if exc.status == 404 else None) from exc
+
+    async def _auto(self, request: BootstrapRequest, tools: list[StatefulToolDeclaration]) -> str:
+        tenant = request.tenant
+        for container_id in containers_in_history(request.history, {tool.kind for tool in tools}):
+            if await self.containers.live(tenant, container_id):
+                return container_id
+        options = auto_options(tools[0])
+        if options.get("file_ids"):
+            raise BootstrapError(
+                "file_ids are not supported: Corral has no Files API. Upload files with "
+                "POST /v1/containers/{id}/files and name the container explicitly.",
+                status=400,
+                param=f"tools[{tools[0].index}]",
+            )
+        if request.chain_key is None:
+            return await self._create(tenant, options, name=f"{AUTO_NAME_PREFIX}{request.response_id}")
+        name = f"{AUTO_NAME_PREFIX}{request.chain_key}"
+        async with request.storage.lock(f"container-auto:{tenant}:{request.chain_key}"):
+            existing, _ = await request.storage.containers.list(tenant, after=None, limit=5, order="desc", name=name)
+            for record in existing:
+                if await self.containers.live(tenant, record["id"]):
+                    return record["id"]
+            return await self._create(tenant, options, name=name)
+
+    async def _create(self, tenant: str, options: Mapping[str, Any], *, name: str) -> str:
+        try:
+            record = await self.containers.create(tenant, name=name, memory_limit=options.get("memory_limit"))
+        except APIError as exc:
+            raise BootstrapError(exc.message, status=exc.status) from exc
+        return record["id"]

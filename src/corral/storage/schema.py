@@ -1,0 +1,81 @@
+"""The tables. The migrations in `migrations/versions` create and change them; keep both in step."""
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+responses = sa.Table(
+    "responses",
+    metadata,
+    sa.Column("id", sa.String(80), primary_key=True),
+    sa.Column("tenant", sa.String(120), nullable=False),
+    sa.Column("created_at", sa.Integer, nullable=False),
+    sa.Column("previous_response_id", sa.String(80), nullable=True, index=True),
+    sa.Column("conversation_id", sa.String(80), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),
+)
+
+INPUT, OUTPUT = 0, 1
+
+response_items = sa.Table(
+    "response_items",
+    metadata,
+    sa.Column("response_id", sa.String(80), sa.ForeignKey("responses.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("part", sa.SmallInteger, primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("item_id", sa.String(120), nullable=True),
+    sa.Column("item", sa.JSON, nullable=False),
+)
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", sa.String(80), primary_key=True),
+    sa.Column("tenant", sa.String(120), nullable=False),
+    sa.Column("created_at", sa.Integer, nullable=False),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
+)
+
+conversation_items = sa.Table(
+    "conversation_items",
+    metadata,
+    sa.Column("conversation_id", sa.String(80), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("item_id", sa.String(120), nullable=False),
+    sa.Column("created_at", sa.Integer, nullable=False),
+    sa.Column("item", sa.JSON, nullable=False),
+    sa.Index("ix_conversation_items_item", "conversation_id", "item_id"),
+)
+
+containers = sa.Table(
+    "containers",
+    metadata,
+    sa.Column("id", sa.String(80), primary_key=True),
+    sa.Column("tenant", sa.String(120), nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("created_at", sa.Integer, nullable=False),
+    sa.Column("last_active_at", sa.Integer, nullable=False),
+    sa.Column("expires_after_minutes", sa.Integer, nullable=False),
+    sa.Column("memory_limit", sa.String(8), nullable=False),
+    sa.Column("backend", sa.String(40), nullable=False),
+    sa.Column("location", sa.String(256), nullable=True),
+    sa.Column("extra", sa.JSON, nullable=False),
+    sa.Index("ix_containers_tenant_created", "tenant", "created_at"),
+    sa.Index("ix_containers_status", "status", "last_active_at"),
+)
+
+container_files = sa.Table(
+    "container_files",
+    metadata,
+    sa.Column("id", sa.String(80), primary_key=True),
+    sa.Column("container_id", sa.String(80), sa.ForeignKey("containers.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("tenant", sa.String(120), nullable=False),
+    sa.Column("path", sa.String(1024), nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("created_at", sa.Integer, nullable=False),
+    sa.Index("ix_container_files_path", "container_id", "path"),
+)
