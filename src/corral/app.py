@@ -4,6 +4,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -94,10 +95,11 @@ async def start_containers(settings: Settings, store: Store) -> ContainerService
     try:
         backend = LocalSandboxBackend(
             settings.data_dir,
-            python=sandbox.python or sys.executable,
+            python=sandbox.python or default_sandbox_python(),
             warm_pool_size=sandbox.warm_pool_size,
             max_containers=sandbox.max_containers,
         )
+        await backend.start()
     except SandboxUnavailableError as exc:
         log.warning("sandboxes unavailable on this host (%s): code_interpreter and shell are disabled", exc)
         return None
@@ -109,6 +111,12 @@ async def start_containers(settings: Settings, store: Store) -> ContainerService
     )
     service.start_sweeper()
     return service
+
+
+def default_sandbox_python() -> str:
+    """The sandbox environment `scripts/setup-sandbox.sh` makes, else this interpreter."""
+    candidate = Path(__file__).resolve().parents[2] / ".sandbox-venv" / "bin" / "python"
+    return str(candidate) if candidate.exists() else sys.executable
 
 
 def _safe_url(settings: Settings) -> str:
