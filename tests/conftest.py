@@ -25,6 +25,7 @@ class Gateway:
     base: str
     settings: Settings
     mock: MockUpstream
+    app: Any
 
     @property
     def url(self) -> str:
@@ -44,8 +45,9 @@ def start_gateway(mock: MockUpstream, data_dir: Path, *, api: str = "responses",
         upstreams=[UpstreamSettings(url=mock.url, api=api)],  # type: ignore[arg-type]
         **settings,
     )
-    with serve_in_thread(build_app(config), ready_path="/health") as base:
-        yield Gateway(base, config, mock)
+    app = build_app(config)
+    with serve_in_thread(app, ready_path="/health") as base:
+        yield Gateway(base, config, mock, app)
 
 
 @pytest.fixture(scope="session")

@@ -113,7 +113,7 @@ def plan(conversation: Conversation) -> Turn:
         return turn
     if not turn.text:
         if conversation.tool_outputs:
-            turn.text = f"Done. Last tool output: {conversation.tool_outputs[-1]}"
+            turn.text = f"Done. Last tool output: {conversation.tool_outputs[-1].strip()}"
         else:
             turn.text = f"You said: {_DIRECTIVE.sub('', conversation.user_text).strip()}"
     return turn

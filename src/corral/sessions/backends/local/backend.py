@@ -9,8 +9,10 @@ import asyncio
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import socket
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,9 +34,16 @@ POOL_MEMORY = "1g"
 POOL_PREFIX = ".pool-"
 
 
+RUN_BASE = Path(tempfile.gettempdir()) / "corral-run"
+
+
 @dataclass
 class Sandbox:
+    """One running container. `run` holds the kernel's IPC sockets: it lives under a short path
+    because a Unix socket path may not exceed about 100 bytes."""
+
     root: Path
+    run: Path
     memory_limit: str
     cgroups: CgroupSet
     kernel: KernelSession | None = None
@@ -44,10 +53,6 @@ class Sandbox:
     @property
     def data(self) -> Path:
         return self.root / "data"
-
-    @property
-    def run(self) -> Path:
-        return self.root / "run"
 
 
 class LocalSandboxBackend:
@@ -109,11 +114,12 @@ class LocalSandboxBackend:
 
     async def _new_sandbox(self, root: Path, memory_limit: str, *, start_kernel: bool) -> Sandbox:
         assert self.limits is not None
-        await asyncio.to_thread(_prepare_dirs, root, self.identity)
+        run = RUN_BASE / secrets.token_hex(6)
+        await asyncio.to_thread(_prepare_dirs, root, run, self.identity)
         cgroups = await asyncio.to_thread(
-            self.limits.create, root.name.lstrip("."), Limits(parse_memory(memory_limit), pids=self.pids_limit)
+            self.limits.create, run.name, Limits(parse_memory(memory_limit), pids=self.pids_limit)
         )
-        sandbox = Sandbox(root, memory_limit, cgroups)
+        sandbox = Sandbox(root, run, memory_limit, cgroups)
         if start_kernel:
             await self._kernel(sandbox)
         return sandbox
@@ -165,7 +171,7 @@ class LocalSandboxBackend:
             sandbox.root = root
             for session in (sandbox.kernel, sandbox.shell):
                 if session is not None:
-                    session.data_dir, session.run_dir = sandbox.data, sandbox.run
+                    session.data_dir = sandbox.data
         else:
             sandbox = await self._new_sandbox(root, memory_limit, start_kernel=False)
         self.sandboxes[container_id] = sandbox
@@ -219,6 +225,7 @@ class LocalSandboxBackend:
                 await session.stop()
         sandbox.kernel = sandbox.shell = None
         await asyncio.to_thread(sandbox.cgroups.remove)
+        await asyncio.to_thread(shutil.rmtree, sandbox.run, True)
 
     async def stop(self, container_id: str) -> None:
         sandbox = self.sandboxes.pop(container_id, None)
@@ -240,12 +247,13 @@ class LocalSandboxBackend:
         self.pool.clear()
 
 
-def _prepare_dirs(root: Path, identity: SandboxIdentity) -> None:
-    for directory in (root / "data", root / "run"):
+def _prepare_dirs(root: Path, run: Path, identity: SandboxIdentity) -> None:
+    RUN_BASE.mkdir(mode=0o711, exist_ok=True)
+    for directory in (root / "data", run):
         directory.mkdir(parents=True, exist_ok=True)
         if os.getuid() == 0:
             os.chown(directory, identity.uid, identity.gid)
-        directory.chmod(0o770 if directory.name == "run" else 0o777)
+        directory.chmod(0o770 if directory == run else 0o777)
     root.chmod(0o711)
 
 

@@ -1,0 +1,74 @@
+"""The Containers API and container files through the official SDK, on real sandboxes."""
+
+import time
+
+import openai
+import pytest
+
+from tests.conftest import Gateway
+from tests.support.mock import MockUpstream
+
+pytestmark = pytest.mark.sandbox
+
+
+def advance_clock(gateway: Gateway, seconds: float) -> None:
+    service = gateway.app.state.containers
+    offset = seconds
+    service.clock = lambda: time.time() + offset
+
+
+def test_container_crud(sandboxed: Gateway, mock: MockUpstream) -> None:
+    client = sandboxed.client()
+    created = client.containers.create(name="crud", expires_after={"anchor": "last_active_at", "minutes": 5})
+    assert created.id.startswith("cntr_")
+    assert created.status == "running"
+    assert created.expires_after is not None and created.expires_after.minutes == 5
+    assert created.memory_limit == "1g"
+    assert client.containers.retrieve(created.id).name == "crud"
+    assert created.id in [c.id for c in client.containers.list(limit=100)]
+    client.containers.delete(created.id)
+    with pytest.raises(openai.NotFoundError):
+        client.containers.retrieve(created.id)
+    with pytest.raises(openai.NotFoundError):
+        client.containers.delete(created.id)
+
+
+def test_bad_container_requests(sandboxed: Gateway, mock: MockUpstream) -> None:
+    client = sandboxed.client()
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.containers.create(name="x", memory_limit="3g")  # type: ignore[arg-type]
+    assert caught.value.param == "memory_limit"
+    with pytest.raises(openai.BadRequestError):
+        client.containers.create(name="x", file_ids=["file-1"])
+
+
+def test_container_files(sandboxed: Gateway, mock: MockUpstream) -> None:
+    client = sandboxed.client()
+    container = client.containers.create(name="files")
+    uploaded = client.containers.files.create(container.id, file=("data.csv", b"a,b\n1,2\n"))
+    assert uploaded.id.startswith("cfile_")
+    assert uploaded.path == "/mnt/data/data.csv"
+    assert uploaded.bytes == 8 and uploaded.source == "user"
+    listed = client.containers.files.list(container.id)
+    assert [f.id for f in listed.data] == [uploaded.id]
+    assert client.containers.files.retrieve(uploaded.id, container_id=container.id).path == uploaded.path
+    content = client.containers.files.content.retrieve(uploaded.id, container_id=container.id)
+    assert content.read() == b"a,b\n1,2\n"
+    client.containers.files.delete(uploaded.id, container_id=container.id)
+    assert client.containers.files.list(container.id).data == []
+    with pytest.raises(openai.NotFoundError):
+        client.containers.files.retrieve(uploaded.id, container_id=container.id)
+
+
+def test_idle_container_expires_and_is_reported_expired(sandboxed: Gateway, mock: MockUpstream) -> None:
+    client = sandboxed.client()
+    container = client.containers.create(name="short", expires_after={"anchor": "last_active_at", "minutes": 1})
+    try:
+        advance_clock(sandboxed, 120)
+        assert client.containers.retrieve(container.id).status == "expired"
+        assert not sandboxed.app.state.containers.backend.sandboxes.get(container.id)
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.containers.files.create(container.id, file=("a.txt", b"x"))
+        assert caught.value.body["message"] == "Container is expired."  # type: ignore[index]
+    finally:
+        advance_clock(sandboxed, 0)
