@@ -72,3 +72,26 @@ def test_idle_container_expires_and_is_reported_expired(sandboxed: Gateway, mock
         assert caught.value.body["message"] == "Container is expired."  # type: ignore[index]
     finally:
         advance_clock(sandboxed, 0)
+
+
+def test_containers_survive_a_gateway_restart(
+    mock: MockUpstream, sandbox_python: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tests.conftest import start_gateway
+    from tests.containers.conftest import sandbox_settings
+
+    data_dir = tmp_path_factory.mktemp("restart")
+    with start_gateway(mock, data_dir, sandbox=sandbox_settings(sandbox_python)) as first:
+        client = first.client()
+        container = client.containers.create(name="durable")
+        client.containers.files.create(container.id, file=("kept.txt", b"still here"))
+    with start_gateway(mock, data_dir, sandbox=sandbox_settings(sandbox_python)) as second:
+        client = second.client()
+        assert client.containers.retrieve(container.id).status == "running"
+        code = '{"code": "print(open(\'/mnt/data/kept.txt\').read())"}'
+        response = client.responses.create(
+            model="mock-model",
+            input=f"[[call python {code}]]",
+            tools=[{"type": "code_interpreter", "container": container.id}],
+        )
+        assert response.output_text == "Done. Last tool output: still here"

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 SANDBOX_USER = "corral-sandbox"
 POOL_MEMORY = "1g"
 POOL_PREFIX = ".pool-"
+RECOVERED = "\n[the container hit its process limit: all its processes were killed and restarted; files are kept]"
 
 
 RUN_BASE = Path(tempfile.gettempdir()) / "corral-run"
@@ -201,7 +202,10 @@ class LocalSandboxBackend:
         async with sandbox.lock:
             try:
                 kernel = await self._kernel(sandbox)
-                return await kernel.execute(code, timeout_s=timeout_s, output_limit=self.output_limit)
+                result = await kernel.execute(code, timeout_s=timeout_s, output_limit=self.output_limit)
+                if await self._recover_if_saturated(sandbox):
+                    result.stderr += RECOVERED
+                return result
             except KernelDied as exc:
                 if sandbox.kernel is not None:
                     await sandbox.kernel.stop()
@@ -217,7 +221,21 @@ class LocalSandboxBackend:
     ) -> ShellResult:
         sandbox = self._get(container_id)
         limit = min(max_output_length or self.output_limit, self.output_limit)
-        return await self._shell(sandbox).run(command, timeout_s=timeout_s, max_output=limit)
+        result = await self._shell(sandbox).run(command, timeout_s=timeout_s, max_output=limit)
+        if await self._recover_if_saturated(sandbox):
+            result.stderr += RECOVERED
+        return result
+
+    async def _recover_if_saturated(self, sandbox: Sandbox) -> bool:
+        """A container whose process limit is exhausted (a fork bomb) gets all its processes killed."""
+        if not await asyncio.to_thread(sandbox.cgroups.saturated):
+            return False
+        for session in (sandbox.kernel, sandbox.shell):
+            if session is not None:
+                await session.stop()
+        sandbox.kernel = sandbox.shell = None
+        await asyncio.to_thread(sandbox.cgroups.kill_all)
+        return True
 
     async def _stop_sandbox(self, sandbox: Sandbox) -> None:
         for session in (sandbox.kernel, sandbox.shell):

@@ -54,17 +54,36 @@ class SandboxIdentity:
         return ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
 
 
-def python_prefixes(python: str) -> list[str]:
-    """Directories the sandbox's interpreter needs (its venv and its base installation)."""
+SANDBOX_VENV = "/opt/venv"
+
+
+@dataclass(frozen=True)
+class PythonLayout:
+    """How the sandbox sees its interpreter: a virtualenv is mounted at /opt/venv (so no host path
+    shows), and a base installation outside /usr at its own path."""
+
+    binds: tuple[tuple[str, str], ...]
+    interpreter: str
+    bin_dir: str
+
+
+def python_layout(python: str) -> PythonLayout:
     interpreter = Path(python)
-    prefixes = {str(interpreter.parent.parent)}
-    config = interpreter.parent.parent / "pyvenv.cfg"
+    prefix = interpreter.parent.parent
+    binds: list[tuple[str, str]] = []
+    config = prefix / "pyvenv.cfg"
     if config.exists():
+        binds.append((str(prefix), SANDBOX_VENV))
         for line in config.read_text().splitlines():
             key, _, value = line.partition("=")
-            if key.strip() == "home":
-                prefixes.add(str(Path(value.strip()).parent))
-    return sorted(prefix for prefix in prefixes if not prefix.startswith("/usr"))
+            home = Path(value.strip()).parent
+            if key.strip() == "home" and not str(home).startswith("/usr"):
+                binds.append((str(home), str(home)))
+        inside = f"{SANDBOX_VENV}/bin/{interpreter.name}"
+        return PythonLayout(tuple(binds), inside, f"{SANDBOX_VENV}/bin")
+    if not str(prefix).startswith("/usr"):
+        binds.append((str(prefix), str(prefix)))
+    return PythonLayout(tuple(binds), str(interpreter), str(interpreter.parent))
 
 
 def _parents(path: str) -> list[str]:
@@ -97,16 +116,17 @@ def bwrap_command(data_dir: Path, run_dir: Path, python: str, identity: SandboxI
     for name in _ETC_FILES:
         if Path("/etc", name).exists():
             command += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
-    for prefix in python_prefixes(python):
-        command += _parents(prefix)
-        command += ["--ro-bind", prefix, prefix]
+    layout = python_layout(python)
+    for source, target in layout.binds:
+        command += _parents(target)
+        command += ["--ro-bind", source, target]
     command += [
         "--bind", str(data_dir), SANDBOX_DATA,
         "--bind", str(run_dir), SANDBOX_RUN,
         "--chdir", SANDBOX_DATA,
         "--clearenv",
         "--setenv", "HOME", "/tmp",
-        "--setenv", "PATH", f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin",
+        "--setenv", "PATH", f"{layout.bin_dir}:/usr/local/bin:/usr/bin:/bin",
         "--setenv", "LANG", "C.UTF-8",
         "--setenv", "MPLBACKEND", "module://matplotlib_inline.backend_inline",
         "--setenv", "MPLCONFIGDIR", "/tmp",

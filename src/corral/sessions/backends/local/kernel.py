@@ -14,7 +14,7 @@ from typing import Any
 from jupyter_client.asynchronous import AsyncKernelClient
 
 from corral.sessions.backends.base import PythonResult
-from corral.sessions.backends.local.bwrap import SANDBOX_RUN, SandboxIdentity
+from corral.sessions.backends.local.bwrap import SANDBOX_RUN, SandboxIdentity, python_layout
 from corral.sessions.backends.local.limits import CgroupSet
 from corral.sessions.backends.local.process import spawn, terminate
 
@@ -59,7 +59,7 @@ class KernelSession:
         connection_file = self.run_dir / f"{name}.json"
         await asyncio.to_thread(_write_connection_file, connection_file, info, self.identity)
         argv = [
-            self.python,
+            python_layout(self.python).interpreter,
             "-m",
             "ipykernel_launcher",
             "-f",

@@ -8,6 +8,7 @@ process of the sandbox is counted and limited.
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,18 +45,40 @@ class CgroupSet:
     def join_script(self) -> str:
         return "".join(f'echo $$ > "{directory}/cgroup.procs" && ' for directory in self.directories)
 
-    def remove(self) -> None:
+    def saturated(self) -> bool:
+        """Whether the process limit is (nearly) exhausted, e.g. by a fork bomb."""
+        for directory in self.directories:
+            current, limit = directory / "pids.current", directory / "pids.max"
+            try:
+                maximum = limit.read_text().strip()
+                if maximum != "max" and int(current.read_text()) >= int(maximum) - 2:
+                    return True
+            except (OSError, ValueError):
+                continue
+        return False
+
+    def kill_all(self) -> None:
         for directory in self.directories:
             try:
-                procs = (directory / "cgroup.procs").read_text().split()
-                for pid in procs:
+                for pid in (directory / "cgroup.procs").read_text().split():
                     try:
                         os.kill(int(pid), 9)
                     except ProcessLookupError:
                         pass
-                directory.rmdir()
             except OSError:
                 pass
+
+    def remove(self) -> None:
+        self.kill_all()
+        for directory in self.directories:
+            for _ in range(50):
+                try:
+                    directory.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
 
 
 def _own_cgroup(controller: str) -> Path | None:

@@ -1,0 +1,138 @@
+"""The escape suite: each attempt is contained and the backend keeps serving afterwards."""
+
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from corral.sessions.backends.local import LocalSandboxBackend
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.asyncio(loop_scope="session")]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def backend(sandbox_python: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalSandboxBackend]:
+    backend = LocalSandboxBackend(
+        tmp_path_factory.mktemp("isolation"), python=sandbox_python, warm_pool_size=0, output_limit=4096, pids_limit=64
+    )
+    await backend.start()
+    await backend.create("cntr_a")
+    await backend.create("cntr_b")
+    yield backend
+    await backend.aclose()
+
+
+async def still_serving(backend: LocalSandboxBackend) -> None:
+    result = await backend.run_python("cntr_b", "print('alive')", timeout_s=30)
+    assert result.stdout == "alive\n"
+
+
+async def test_runs_as_an_unprivileged_user(backend: LocalSandboxBackend) -> None:
+    result = await backend.run_shell("cntr_a", "id -u", timeout_s=10)
+    assert result.stdout.strip() != "0"
+
+
+async def test_no_network(backend: LocalSandboxBackend) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    try:
+        code = (
+            "import socket\n"
+            f"for target in [('127.0.0.1', {port}), ('10.255.255.1', 80)]:\n"
+            "    try:\n"
+            "        socket.create_connection(target, timeout=2); print('CONNECTED', target)\n"
+            "    except OSError as e:\n"
+            "        print('blocked', type(e).__name__)\n"
+        )
+        result = await backend.run_python("cntr_a", code, timeout_s=30)
+    finally:
+        listener.close()
+    assert "CONNECTED" not in result.stdout
+    assert result.stdout.count("blocked") == 2
+    interfaces = await backend.run_shell("cntr_a", "ls /sys/class/net 2>/dev/null || cat /proc/net/dev", timeout_s=10)
+    assert "eth" not in interfaces.stdout
+    await still_serving(backend)
+
+
+@pytest.mark.parametrize("path", ["/root", "/work", "/etc/shadow", "/home", "/var/lib/postgresql"])
+async def test_host_paths_are_invisible(backend: LocalSandboxBackend, path: str) -> None:
+    result = await backend.run_shell("cntr_a", f"ls {path} || cat {path}", timeout_s=10)
+    assert result.exit_code != 0
+    assert "No such file" in result.stderr
+
+
+async def test_gateway_data_dir_and_other_containers_are_invisible(backend: LocalSandboxBackend) -> None:
+    secret = backend.files_dir("cntr_b") / "secret.txt"
+    secret.write_text("b's secret")
+    result = await backend.run_shell(
+        "cntr_a", f"cat {secret}; ls /mnt/data; find / -name secret.txt 2>/dev/null | head", timeout_s=30
+    )
+    assert "b's secret" not in result.stdout
+    assert "secret.txt" not in result.stdout
+    host_base = await backend.run_shell("cntr_a", f"ls {backend.base}", timeout_s=10)
+    assert host_base.exit_code != 0
+
+
+async def test_system_is_read_only_and_tmp_is_private(backend: LocalSandboxBackend) -> None:
+    result = await backend.run_shell("cntr_a", "touch /usr/evil; touch /etc/evil; touch /evil", timeout_s=10)
+    assert result.exit_code != 0
+    assert not Path("/usr/evil").exists() and not Path("/evil").exists()
+    wrote = await backend.run_shell("cntr_a", "echo scratch > /tmp/t && cat /tmp/t", timeout_s=10)
+    assert wrote.stdout.strip() == "scratch"
+    other = await backend.run_shell("cntr_b", "cat /tmp/t", timeout_s=10)
+    assert other.exit_code != 0
+
+
+async def test_fork_bomb_is_contained(backend: LocalSandboxBackend) -> None:
+    result = await backend.run_shell("cntr_a", "bomb() { bomb | bomb & }; bomb; sleep 3; echo survived", timeout_s=8)
+    assert result.timed_out or "Resource temporarily unavailable" in result.stderr or result.exit_code is not None
+    await still_serving(backend)
+    after = await backend.run_shell("cntr_a", "echo recovered", timeout_s=20)
+    assert after.stdout.strip() == "recovered"
+
+
+async def test_memory_bomb_is_contained(backend: LocalSandboxBackend) -> None:
+    await backend.create("cntr_small", memory_limit="256m")
+    result = await backend.run_python("cntr_small", "hog = bytearray(2 * 1024 ** 3)\nprint('allocated')", timeout_s=30)
+    assert "allocated" not in result.stdout
+    assert result.error is not None
+    again = await backend.run_python("cntr_small", "print('back')", timeout_s=30)
+    assert again.stdout == "back\n"
+    await still_serving(backend)
+
+
+async def test_infinite_loop_is_interrupted_and_state_kept(backend: LocalSandboxBackend) -> None:
+    await backend.run_python("cntr_a", "kept = 'yes'", timeout_s=30)
+    looped = await backend.run_python("cntr_a", "while True:\n    pass", timeout_s=2)
+    assert looped.timed_out
+    after = await backend.run_python("cntr_a", "print(kept)", timeout_s=30)
+    assert after.stdout == "yes\n"
+
+
+async def test_huge_output_is_truncated(backend: LocalSandboxBackend) -> None:
+    python = await backend.run_python("cntr_a", "print('x' * 5_000_000)", timeout_s=30)
+    assert python.truncated and len(python.stdout) <= 4096
+    shell = await backend.run_shell("cntr_a", "yes | head -c 20000000", timeout_s=30)
+    assert shell.truncated and shell.exit_code == 0
+    assert len(shell.stdout) < 5000
+    await still_serving(backend)
+
+
+async def test_stop_keeps_files_and_a_new_backend_brings_the_container_back(
+    backend: LocalSandboxBackend, sandbox_python: str
+) -> None:
+    await backend.create("cntr_keep")
+    await backend.run_shell("cntr_keep", "echo persisted > kept.txt", timeout_s=10)
+    await backend.stop("cntr_keep")
+    assert (backend.files_dir("cntr_keep") / "kept.txt").exists()
+    restarted = LocalSandboxBackend(backend.base.parent, python=sandbox_python, warm_pool_size=0)
+    await restarted.ensure_running("cntr_keep")
+    result = await restarted.run_shell("cntr_keep", "cat kept.txt", timeout_s=10)
+    assert result.stdout.strip() == "persisted"
+    await restarted.destroy("cntr_keep")
+    assert not backend.files_dir("cntr_keep").exists()
+    await restarted.aclose()
