@@ -60,7 +60,9 @@ def build_app(settings: Settings) -> Starlette:
             store=store,
             registry=registry,
             bootstrapper=bootstrapper,
-            tools=ToolRegistry(containers=container_service),
+            tools=ToolRegistry(
+                containers=container_service, mcp_servers=settings.mcp_servers, mcp_timeout_s=settings.mcp_timeout_s
+            ),
             max_tool_calls=settings.max_tool_calls,
         )
         app.state.ready = True

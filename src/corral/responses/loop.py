@@ -141,7 +141,7 @@ async def run_tool_loop(ctx: RequestContext, emitter: Emitter, *, gateway_cap: i
     """Run model turns until a final answer; returns the last turn (None if none ran)."""
     response = ctx.response
     for tool in ctx.server_tools:
-        await tool.prepare(emitter)
+        ctx.loop_items.extend(await tool.prepare(emitter))
     limits = LoopLimits(ctx.body.max_tool_calls, gateway_cap)
     annotator = Annotator(ctx.server_tools)
     last: TurnResult | None = None

@@ -1,9 +1,13 @@
 """Build the server-side tools a request declares (MCP servers, code interpreter, shell)."""
 
+from collections.abc import Mapping
+
+from corral.config import McpServerSettings
 from corral.responses.context import RequestContext
 from corral.sessions.containers import ContainerService
 from corral.tools.base import ServerTool
 from corral.tools.code_interpreter import CodeInterpreterTool
+from corral.tools.mcp import McpTool, parse_mcp_tool
 from corral.tools.sandbox_calls import ContainerBinding
 from corral.tools.shell import ClientShellTool, ShellTool
 
@@ -13,11 +17,26 @@ CONTAINER_FILE_URL = "/v1/containers/{container_id}/files/{file_id}/content"
 class ToolRegistry:
     """Turns a request's tool declarations into the server-side tools that execute them."""
 
-    def __init__(self, *, containers: ContainerService | None) -> None:
+    def __init__(
+        self,
+        *,
+        containers: ContainerService | None,
+        mcp_servers: Mapping[str, McpServerSettings] | None = None,
+        mcp_timeout_s: float = 30.0,
+    ) -> None:
         self.containers = containers
+        self.mcp_servers = mcp_servers or {}
+        self.mcp_timeout_s = mcp_timeout_s
 
     async def build(self, ctx: RequestContext) -> list[ServerTool]:
         tools: list[ServerTool] = []
+        declarations = [
+            parse_mcp_tool(tool, index, self.mcp_servers, timeout_s=self.mcp_timeout_s)
+            for index, tool in enumerate(ctx.body.tools or [])
+            if tool.get("type") == "mcp"
+        ]
+        if declarations:
+            tools.append(McpTool(declarations, ctx.history, ctx.input_items, timeout_s=self.mcp_timeout_s))
         if not ctx.passthrough and any(
             tool.get("type") == "shell" and (tool.get("environment") or {}).get("type", "local") == "local"
             for tool in ctx.body.tools or []

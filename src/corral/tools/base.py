@@ -39,8 +39,9 @@ class ServerTool(Protocol):
 
     def owns(self, name: str) -> bool: ...
 
-    async def prepare(self, emitter: Emitter) -> None:
-        """Work before the first model call that produces output items (e.g. MCP tool listings)."""
+    async def prepare(self, emitter: Emitter) -> list[dict[str, Any]]:
+        """Work before the first model call: may emit output items (e.g. MCP tool listings) and
+        returns items the model should see ahead of its first turn (e.g. resumed approvals)."""
         ...
 
     async def execute(self, call: ToolCall, emitter: Emitter) -> ToolOutcome: ...

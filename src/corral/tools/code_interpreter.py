@@ -41,8 +41,8 @@ class CodeInterpreterTool:
     def owns(self, name: str) -> bool:
         return name == PYTHON_TOOL
 
-    async def prepare(self, emitter: Emitter) -> None:
-        return None
+    async def prepare(self, emitter: Emitter) -> list[dict[str, Any]]:
+        return []
 
     async def annotations(self, text: str) -> list[dict[str, Any]]:
         return await self.binding.annotations(text)

@@ -79,8 +79,8 @@ class ClientShellTool:
     def owns(self, name: str) -> bool:
         return name == SHELL_TOOL
 
-    async def prepare(self, emitter: Emitter) -> None:
-        return None
+    async def prepare(self, emitter: Emitter) -> list[dict[str, Any]]:
+        return []
 
     async def execute(self, call: ToolCall, emitter: Emitter) -> ToolOutcome:
         shell_call, *_ = await announce_shell_call(emitter, call, {"type": "local"})
@@ -97,8 +97,8 @@ class ShellTool:
     def owns(self, name: str) -> bool:
         return name == SHELL_TOOL
 
-    async def prepare(self, emitter: Emitter) -> None:
-        return None
+    async def prepare(self, emitter: Emitter) -> list[dict[str, Any]]:
+        return []
 
     async def annotations(self, text: str) -> list[dict[str, Any]]:
         return await self.binding.annotations(text)
