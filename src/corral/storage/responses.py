@@ -25,7 +25,11 @@ class ResponseStore:
         previous_response_id: str | None,
         conversation_id: str | None,
     ) -> None:
-        """Insert, or replace the response object and its output; input items are written once."""
+        """Insert, or replace the response object and its output; input items are written once.
+
+        The common case (a new response) costs one insert per table; the replace path runs only
+        when the insert meets an existing id.
+        """
         response_id = response["id"]
         body = {key: value for key, value in response.items() if key != "output"}
         row = {
@@ -37,42 +41,34 @@ class ResponseStore:
             "body": body,
         }
         outputs = [
-            {
-                "response_id": response_id,
-                "part": OUTPUT,
-                "position": n,
-                "item_id": item.get("id"),
-                "item": item,
-            }
+            {"response_id": response_id, "part": OUTPUT, "position": n, "item_id": item.get("id"), "item": item}
             for n, item in enumerate(response.get("output") or [])
         ]
-        async with self.locks.writing(), self.engine.begin() as connection:
-            existing = await connection.scalar(sa.select(responses.c.tenant).where(responses.c.id == response_id))
-            if existing is None:
-                await connection.execute(responses.insert().values(id=response_id, **row))
-                inputs = [
-                    {
-                        "response_id": response_id,
-                        "part": INPUT,
-                        "position": n,
-                        "item_id": item.get("id"),
-                        "item": item,
-                    }
-                    for n, item in enumerate(input_items)
-                ]
-                if inputs:
-                    await connection.execute(response_items.insert(), inputs)
-            elif existing != tenant:
-                raise NotFound(response_id)
-            else:
+        inputs = [
+            {"response_id": response_id, "part": INPUT, "position": n, "item_id": item.get("id"), "item": item}
+            for n, item in enumerate(input_items)
+        ]
+        async with self.locks.writing():
+            try:
+                async with self.engine.begin() as connection:
+                    await connection.execute(responses.insert().values(id=response_id, **row))
+                    if inputs or outputs:
+                        await connection.execute(response_items.insert(), inputs + outputs)
+                return
+            except sa.exc.IntegrityError:
+                pass
+            async with self.engine.begin() as connection:
+                owner = await connection.scalar(sa.select(responses.c.tenant).where(responses.c.id == response_id))
+                if owner != tenant:
+                    raise NotFound(response_id)
                 await connection.execute(responses.update().where(responses.c.id == response_id).values(**row))
                 await connection.execute(
                     response_items.delete().where(
                         response_items.c.response_id == response_id, response_items.c.part == OUTPUT
                     )
                 )
-            if outputs:
-                await connection.execute(response_items.insert(), outputs)
+                if outputs:
+                    await connection.execute(response_items.insert(), outputs)
 
     async def get(self, tenant: str, response_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as connection:

@@ -1,0 +1,128 @@
+"""The stores directly, on SQLite and PostgreSQL: tenancy, bounded chain queries, concurrency, locks."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+
+from corral.storage import NotFound, Store
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def store(database_url: str) -> AsyncIterator[Store]:
+    opened = await Store.open(database_url)
+    yield opened
+    await opened.close()
+
+
+def response(response_id: str) -> dict:
+    return {
+        "id": response_id,
+        "created_at": 1,
+        "status": "completed",
+        "output": [{"id": f"out_{response_id}", "type": "message"}],
+    }
+
+
+async def chain(store: Store, length: int, tenant: str = "a") -> str:
+    previous = None
+    for turn in range(length):
+        await store.responses.save(
+            tenant,
+            response(f"r{turn}"),
+            [{"id": f"in_r{turn}", "type": "message"}],
+            previous_response_id=previous,
+            conversation_id=None,
+        )
+        previous = f"r{turn}"
+    return previous or ""
+
+
+async def test_chain_loads_in_order_with_a_bounded_number_of_statements(store: Store) -> None:
+    newest = await chain(store, 200)
+    statements = 0
+
+    def count(*_: object) -> None:
+        nonlocal statements
+        statements += 1
+
+    sa.event.listen(store.engine.sync_engine, "before_cursor_execute", count)
+    items = await store.responses.load_chain("a", newest)
+    sa.event.remove(store.engine.sync_engine, "before_cursor_execute", count)
+    assert [item["id"] for item in items[:4]] == ["in_r0", "out_r0", "in_r1", "out_r1"]
+    assert len(items) == 400
+    assert statements <= 2
+
+
+async def test_every_store_hides_other_tenants(store: Store) -> None:
+    await chain(store, 2, tenant="a")
+    assert await store.responses.get("b", "r1") is None
+    assert not await store.responses.delete("b", "r1")
+    with pytest.raises(NotFound):
+        await store.responses.load_chain("b", "r1")
+    with pytest.raises(NotFound):
+        await store.responses.list_input_items("b", "r1", after=None, limit=10, order="asc")
+    conversation = await store.conversations.create("a", metadata={}, items=[{"id": "c1"}])
+    assert await store.conversations.get("b", conversation["id"]) is None
+    with pytest.raises(NotFound):
+        await store.conversations.add_items("b", conversation["id"], [{"id": "x"}])
+    assert await store.conversations.get_item("b", conversation["id"], "c1") is None
+    record = {
+        "id": "cntr_1", "name": "n", "status": "running", "created_at": 1, "last_active_at": 1,
+        "expires_after_minutes": 20, "memory_limit": "1g", "backend": "local",
+    }  # fmt: skip
+    await store.containers.create("a", record)
+    assert await store.containers.get("b", "cntr_1") is None
+    assert (await store.containers.list("b", after=None, limit=10, order="desc"))[0] == []
+    assert not await store.containers.delete("b", "cntr_1")
+
+
+async def test_concurrent_appends_keep_each_call_contiguous(store: Store, database_url: str) -> None:
+    conversation = await store.conversations.create("a", metadata={}, items=[])
+    others = [store] if database_url.startswith("sqlite") else [store, await Store.open(database_url, migrate=False)]
+
+    async def writer(index: int) -> None:
+        target = others[index % len(others)]
+        await target.conversations.add_items("a", conversation["id"], [{"id": f"w{index}-{n}"} for n in range(3)])
+
+    await asyncio.gather(*(writer(index) for index in range(20)))
+    items = await store.conversations.load_items("a", conversation["id"])
+    ids = [item["id"] for item in items]
+    assert len(ids) == 60 and len(set(ids)) == 60
+    for index in range(20):
+        start = ids.index(f"w{index}-0")
+        assert ids[start : start + 3] == [f"w{index}-{n}" for n in range(3)]
+    for extra in others[1:]:
+        await extra.close()
+
+
+async def test_named_lock_excludes_across_engines(store: Store, database_url: str) -> None:
+    other = store if database_url.startswith("sqlite") else await Store.open(database_url, migrate=False)
+    inside = 0
+    most = 0
+
+    async def hold(target: Store) -> None:
+        nonlocal inside, most
+        async with target.lock("chain-1"):
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0.02)
+            inside -= 1
+
+    await asyncio.gather(*(hold(store if n % 2 else other) for n in range(6)))
+    assert most == 1
+    if other is not store:
+        await other.close()
+
+
+async def test_reopening_migrates_idempotently_and_keeps_data(database_url: str) -> None:
+    first = await Store.open(database_url)
+    await chain(first, 1)
+    await first.close()
+    second = await Store.open(database_url)
+    assert (await second.responses.get("a", "r0"))["output"][0]["id"] == "out_r0"  # type: ignore[index]
+    await second.close()
