@@ -175,3 +175,47 @@ def test_unknown_bootstrapper_path_fails_at_start(mock: MockUpstream, tmp_path_f
     with pytest.raises(RuntimeError):
         with start_gateway(mock, tmp_path_factory.mktemp("bad"), bootstrapper="no.such.module:Thing"):
             pass
+
+
+def test_upstream_preflight_rejects_before_bootstrap(
+    mock: MockUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    with start_gateway(
+        mock,
+        tmp_path_factory.mktemp("preflight"),
+        api="chat",
+        bootstrapper="tests.bootstrap.plugins:RecordingBootstrapper",
+    ) as gateway:
+        plugins.calls.clear()
+        image_by_file = [{"role": "user", "content": [{"type": "input_image", "file_id": "file-1", "detail": "auto"}]}]
+        response = httpx.post(
+            f"{gateway.url}/responses", json={"model": "mock-model", "input": image_by_file, "tools": [CI_TOOL]}
+        )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "input[0].content[0].image_url"
+    assert plugins.calls == []
+    assert mock.requests() == []
+
+
+def test_passthrough_upstream_gets_the_declarations_and_no_bootstrap(
+    mock: MockUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from corral.app import build_app
+    from corral.config import Settings, UpstreamSettings
+    from tests.support.servers import serve_in_thread
+
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("passthrough"),
+        upstreams=[UpstreamSettings(url=mock.url, hosted_tools=True)],
+        bootstrapper="tests.bootstrap.plugins:RecordingBootstrapper",
+    )
+    plugins.calls.clear()
+    with serve_in_thread(build_app(settings), ready_path="/health") as base:
+        client = openai.OpenAI(base_url=f"{base}/v1", api_key="k", max_retries=0)
+        client.responses.create(
+            model="mock-model", input="hosted", tools=[CI_TOOL, SHELL_TOOL], include=["code_interpreter_call.outputs"]
+        )
+    assert plugins.calls == []
+    sent = mock.bodies()[0]
+    assert sent["tools"] == [CI_TOOL, SHELL_TOOL]
+    assert sent["include"] == ["code_interpreter_call.outputs"]

@@ -231,3 +231,21 @@ def test_max_tool_calls_makes_the_response_incomplete(sandboxed: Gateway, mock: 
     response = client.responses.create(model="mock-model", input=prompt, tools=[AUTO_CI], max_tool_calls=1)
     assert response.status == "incomplete"
     assert response.incomplete_details is not None and response.incomplete_details.reason == "max_tool_calls"  # type: ignore[comparison-overlap]
+
+
+def test_context_item_is_ahead_of_the_input_in_every_iteration(sandboxed: Gateway, mock: MockUpstream) -> None:
+    client = sandboxed.client()
+    client.responses.create(
+        model="mock-model",
+        input="look " + call("python", code="print(1)") + call("python", code="print(2)"),
+        tools=[AUTO_CI],
+    )
+    bodies = mock.bodies()
+    assert len(bodies) == 3, "three model calls: two tool turns and the answer"
+    for body in bodies:
+        entries = body.get("input") or body.get("messages")
+        texts = [str(entry.get("content")) for entry in entries]
+        context = next(i for i, text in enumerate(texts) if "persistent sandbox" in text)
+        caller = next(i for i, text in enumerate(texts) if "look" in text)
+        assert context < caller
+        assert sum("persistent sandbox" in text for text in texts) == 1
