@@ -39,7 +39,8 @@ def build_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = await Store.open(settings.database_url())
+        url = settings.database_url()
+        store = await Store.open(url, migrate=settings.auto_migrate or url.startswith("sqlite"))
         http = new_http_session()
         registry = UpstreamRegistry(http, settings.upstreams)
         await registry.discover()

@@ -72,6 +72,7 @@ class Settings(BaseModel):
     port: int = 8080
     upstreams: list[UpstreamSettings] = Field(default_factory=list)
     database: str | None = None
+    auto_migrate: bool = Field(default=True, description="Run migrations at start (SQLite always does).")
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
     log_level: str = "info"
     bootstrapper: str = "default"

@@ -95,3 +95,22 @@ def test_containers_survive_a_gateway_restart(
             tools=[{"type": "code_interpreter", "container": container.id}],
         )
         assert response.output_text == "Done. Last tool output: still here"
+
+
+def test_a_full_gateway_answers_429_with_retry_after(
+    mock: MockUpstream, sandbox_python: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from corral.config import SandboxSettings
+    from tests.conftest import start_gateway
+
+    settings = SandboxSettings(python=sandbox_python, warm_pool_size=0, max_containers=1)
+    with start_gateway(mock, tmp_path_factory.mktemp("full"), sandbox=settings) as gateway:
+        client = gateway.client()
+        client.containers.create(name="only")
+        with pytest.raises(openai.RateLimitError) as caught:
+            client.containers.create(name="one too many")
+        assert caught.value.response.headers["retry-after"] == "30"
+        with pytest.raises(openai.RateLimitError):
+            client.responses.create(
+                model="mock-model", input="x", tools=[{"type": "code_interpreter", "container": {"type": "auto"}}]
+            )

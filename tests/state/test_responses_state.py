@@ -141,3 +141,19 @@ def test_failed_stream_is_stored_as_failed(stateful: Gateway, mock: MockUpstream
     stored = client.responses.retrieve(response_id)
     assert stored.status == "failed"
     assert stored.error is not None and stored.error.message
+
+
+def test_restart_loses_nothing(mock: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from tests.conftest import start_gateway
+
+    data_dir = tmp_path_factory.mktemp("restart")
+    with start_gateway(mock, data_dir) as first:
+        client = first.client()
+        response = client.responses.create(model="mock-model", input="durable")
+        conversation = client.conversations.create(items=[{"role": "user", "content": "kept"}])
+    with start_gateway(mock, data_dir) as second:
+        client = second.client()
+        assert client.responses.retrieve(response.id).output_text == "You said: durable"
+        assert len(client.conversations.items.list(conversation.id).data) == 1
+        chained = client.responses.create(model="mock-model", input="after", previous_response_id=response.id)
+        assert chained.output_text == "You said: after"

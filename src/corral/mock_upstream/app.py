@@ -33,6 +33,18 @@ def _error(status: int) -> Response:
     )
 
 
+async def _observed(frames: AsyncIterator[bytes], record: dict[str, Any]) -> AsyncIterator[bytes]:
+    """Records whether the stream ran to its end or its reader went away (`stream_outcome`)."""
+    record["stream_outcome"] = "streaming"
+    try:
+        async for frame in frames:
+            yield frame
+        record["stream_outcome"] = "complete"
+    finally:
+        if record["stream_outcome"] == "streaming":
+            record["stream_outcome"] = "cancelled"
+
+
 def build_app() -> Starlette:
     received: list[dict[str, Any]] = []
 
@@ -43,7 +55,8 @@ def build_app() -> Starlette:
         streamer: Callable[[dict[str, Any], Turn], AsyncIterator[bytes]],
     ) -> Response:
         body = orjson.loads(await request.body())
-        received.append({"path": request.url.path, "body": body, "headers": dict(request.headers)})
+        record: dict[str, Any] = {"path": request.url.path, "body": body, "headers": dict(request.headers)}
+        received.append(record)
         if body.get("model") not in MODELS:
             return _json(
                 {
@@ -60,7 +73,7 @@ def build_app() -> Starlette:
         if turn.error_status:
             return _error(turn.error_status)
         if body.get("stream"):
-            return StreamingResponse(streamer(body, turn), media_type="text/event-stream")
+            return StreamingResponse(_observed(streamer(body, turn), record), media_type="text/event-stream")
         return _json(whole(body, turn))
 
     async def responses(request: Request) -> Response:

@@ -16,7 +16,7 @@ from typing import Any
 
 from corral.protocol.errors import APIError, bad_request, not_found
 from corral.protocol.ids import new_id
-from corral.sessions.backends.base import PythonResult, SandboxBackend, ShellResult
+from corral.sessions.backends.base import PythonResult, SandboxBackend, SandboxError, ShellResult
 from corral.storage import Store
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,15 @@ def container_not_found(container_id: str) -> APIError:
 
 def container_expired() -> APIError:
     return bad_request("Container is expired.")
+
+
+def sandbox_api_error(exc: SandboxError) -> APIError:
+    """Full is 429 (with Retry-After), unavailable 503, anything else 500."""
+    if exc.status == 429:
+        return APIError(
+            429, str(exc), type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": "30"}
+        )
+    return APIError(exc.status, str(exc), type="server_error", code="sandbox_unavailable")
 
 
 def safe_relative(filename: str) -> str:
@@ -107,7 +116,10 @@ class ContainerService:
                 code="invalid_value",
             )
         container_id = new_id("cntr")
-        location = await self.backend.create(container_id, memory_limit=memory_limit)
+        try:
+            location = await self.backend.create(container_id, memory_limit=memory_limit)
+        except SandboxError as exc:
+            raise sandbox_api_error(exc) from exc
         now = self.now()
         record = {
             "id": container_id,
@@ -188,7 +200,10 @@ class ContainerService:
 
     async def _ready(self, tenant: str, container_id: str) -> dict[str, Any]:
         record = await self.require_live(tenant, container_id)
-        await self.backend.ensure_running(container_id, memory_limit=record["memory_limit"])
+        try:
+            await self.backend.ensure_running(container_id, memory_limit=record["memory_limit"])
+        except SandboxError as exc:
+            raise sandbox_api_error(exc) from exc
         return record
 
     async def run_python(self, tenant: str, container_id: str, code: str) -> tuple[PythonResult, list[dict[str, Any]]]:
