@@ -15,7 +15,7 @@ from corral.mock_upstream.app import build_app as build_mock_app
 from tests.support.mock import MockUpstream
 from tests.support.servers import serve_in_thread
 
-pytest_plugins = ["tests.fixtures.databases"]
+pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.sandboxes"]
 
 UPSTREAM_APIS = ("responses", "chat")
 

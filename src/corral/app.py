@@ -12,9 +12,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from corral.api import containers, conversations, responses, system
+from corral.api import admin, containers, conversations, responses, system
+from corral.api.auth import AuthMiddleware, KeyRing
 from corral.api.http import error_response, handle_api_error
 from corral.api.metrics import MetricsMiddleware
+from corral.api.quotas import QuotaGate
 from corral.config import Settings
 from corral.protocol.errors import APIError
 from corral.responses.service import ResponsesService
@@ -44,7 +46,11 @@ def build_app(settings: Settings) -> Starlette:
         http = new_http_session()
         registry = UpstreamRegistry(http, settings.upstreams)
         await registry.discover()
-        container_service = await start_containers(settings, store)
+        keyring = KeyRing(settings.auth, store)
+        quotas = QuotaGate(settings.auth)
+        if not keyring.enabled:
+            log.warning("authentication is off: every caller is the one open tenant; serve on localhost only")
+        container_service = await start_containers(settings, store, quotas)
         bootstrapper = load_bootstrapper(
             settings.bootstrapper,
             {
@@ -55,6 +61,8 @@ def build_app(settings: Settings) -> Starlette:
             },
         )
         app.state.store = store
+        app.state.keyring = keyring
+        app.state.quotas = quotas
         app.state.registry = registry
         app.state.containers = container_service
         app.state.responses = ResponsesService(
@@ -78,14 +86,14 @@ def build_app(settings: Settings) -> Starlette:
             await store.close()
 
     return Starlette(
-        routes=[*system.routes, *responses.routes, *conversations.routes, *containers.routes],
-        middleware=[Middleware(MetricsMiddleware)],
+        routes=[*system.routes, *responses.routes, *conversations.routes, *containers.routes, *admin.routes],
+        middleware=[Middleware(MetricsMiddleware), Middleware(AuthMiddleware)],
         exception_handlers={APIError: handle_api_error, HTTPException: handle_http_error},
         lifespan=lifespan,
     )
 
 
-async def start_containers(settings: Settings, store: Store) -> ContainerService | None:
+async def start_containers(settings: Settings, store: Store, quotas: QuotaGate) -> ContainerService | None:
     """The container service on the configured sandbox backend, or None where this host has none."""
     try:
         from corral.sessions.backends.local import LocalSandboxBackend
@@ -111,6 +119,7 @@ async def start_containers(settings: Settings, store: Store) -> ContainerService
         backend,
         default_expiry_minutes=sandbox.default_expiry_minutes,
         execution_timeout_s=sandbox.execution_timeout_s,
+        limits_for=quotas.limits,
     )
     service.start_sweeper()
     return service

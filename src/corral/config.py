@@ -33,6 +33,10 @@ class UpstreamSettings(BaseModel):
         default=False,
         description="Passthrough: the upstream hosts code_interpreter/shell itself (e.g. OpenAI).",
     )
+    forward_client_key: bool = Field(
+        default=False,
+        description="Send the caller's own upstream key (X-Upstream-Api-Key, or its bearer key when auth is off).",
+    )
 
     @field_validator("url")
     @classmethod
@@ -52,6 +56,36 @@ class McpServerSettings(BaseModel):
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] | None = None
     timeout_s: float = 30.0
+
+
+class ApiKeySettings(BaseModel):
+    """A key for one tenant: give `key_sha256` (hex), or `key` (hashed at load, never kept)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: str
+    key_sha256: str | None = None
+    key: str | None = None
+
+
+class QuotaSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_minute: int | None = None
+    concurrent_requests: int | None = None
+    live_containers: int | None = None
+    container_storage_mb: int | None = None
+
+
+class AuthSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    keys: list[ApiKeySettings] = Field(default_factory=list)
+    keys_file: Path | None = Field(default=None, description="Lines of `tenant sha256-hex`; # comments.")
+    admin_key_sha256: str | None = None
+    admin_key: str | None = None
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
+    tenant_quotas: dict[str, QuotaSettings] = Field(default_factory=dict)
 
 
 class SandboxSettings(BaseModel):
@@ -80,6 +114,7 @@ class Settings(BaseModel):
     mcp_timeout_s: float = 30.0
     max_tool_calls: int = 32
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     def database_url(self) -> str:
         return self.database or f"sqlite:///{self.data_dir / 'corral.db'}"

@@ -78,7 +78,7 @@ def test_containers_survive_a_gateway_restart(
     mock: MockUpstream, sandbox_python: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     from tests.conftest import start_gateway
-    from tests.containers.conftest import sandbox_settings
+    from tests.fixtures.sandboxes import sandbox_settings
 
     data_dir = tmp_path_factory.mktemp("restart")
     with start_gateway(mock, data_dir, sandbox=sandbox_settings(sandbox_python)) as first:

@@ -26,10 +26,21 @@ def _missing(response_id: str) -> Exception:
     return not_found(f"Response with id '{response_id}' not found.")
 
 
+def client_key(request: Request) -> str | None:
+    """The caller's own upstream key: `X-Upstream-Api-Key`, or its bearer key when Corral's auth is off."""
+    explicit = request.headers.get("x-upstream-api-key")
+    if explicit:
+        return explicit
+    if request.app.state.keyring.enabled:
+        return None
+    authorization = request.headers.get("authorization", "")
+    return authorization[7:].strip() if authorization.lower().startswith("bearer ") else None
+
+
 async def create_response(request: Request) -> Response:
     service = _service(request)
     raw = await read_json(request)
-    ctx = await service.prepare(raw, tenant=tenant_of(request), headers=request.headers)
+    ctx = await service.prepare(raw, tenant=tenant_of(request), headers=request.headers, client_key=client_key(request))
     include = ctx.body.include
     if ctx.body.stream:
         return await stream_events(

@@ -38,3 +38,9 @@ def not_found(message: str, *, param: str | None = None, code: str | None = None
 
 def server_error(message: str = "The server had an error while processing your request.") -> APIError:
     return APIError(500, message, type="server_error")
+
+
+def rate_limited(message: str, retry_after: int) -> APIError:
+    return APIError(
+        429, message, type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": str(retry_after)}
+    )

@@ -39,6 +39,7 @@ class RequestContext:
     bootstrap: BootstrapState = field(default_factory=BootstrapState)
     response: dict[str, Any] = field(default_factory=dict)
     loop_items: list[dict[str, Any]] = field(default_factory=list)
+    client_key: str | None = None
 
     @property
     def store(self) -> bool:

@@ -98,11 +98,11 @@ async def model_turn(
     assert ctx.route is not None
     adapter = ctx.route.adapter
     if not emitter.streaming:
-        result = await adapter.create(request)
+        result = await adapter.create(request, ctx.client_key)
         if annotator:
             await annotator.annotate_items(result.output)
         return result
-    stream = adapter.stream(request)
+    stream = adapter.stream(request, ctx.client_key)
     await stream.open()
     base = len(ctx.response["output"])
     held: list[int] = []

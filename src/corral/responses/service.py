@@ -54,7 +54,9 @@ class ResponsesService:
         self.tools = tools
         self.max_tool_calls = max_tool_calls
 
-    async def prepare(self, raw: Any, *, tenant: str, headers: Mapping[str, str]) -> RequestContext:
+    async def prepare(
+        self, raw: Any, *, tenant: str, headers: Mapping[str, str], client_key: str | None = None
+    ) -> RequestContext:
         body = validate_create_body(raw)
         conversation = body.conversation
         conversation_id = conversation if isinstance(conversation, str) or conversation is None else conversation.id
@@ -65,6 +67,7 @@ class ResponsesService:
             response_id=new_id("resp"),
             input_items=normalize_input(body.input),
             conversation_id=conversation_id,
+            client_key=client_key,
         )
         await load_history(ctx, self.store)
         check_input_against_history(ctx)

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from corral.protocol.errors import APIError, bad_request, not_found
+from corral.config import QuotaSettings
+from corral.protocol.errors import APIError, bad_request, not_found, rate_limited
 from corral.protocol.ids import new_id
 from corral.sessions.backends.base import PythonResult, SandboxBackend, SandboxError, ShellResult
 from corral.storage import Store
@@ -62,9 +63,7 @@ def container_expired() -> APIError:
 def sandbox_api_error(exc: SandboxError) -> APIError:
     """Full is 429 (with Retry-After), unavailable 503, anything else 500."""
     if exc.status == 429:
-        return APIError(
-            429, str(exc), type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": "30"}
-        )
+        return rate_limited(str(exc), 30)
     return APIError(exc.status, str(exc), type="server_error", code="sandbox_unavailable")
 
 
@@ -86,12 +85,14 @@ class ContainerService:
         default_expiry_minutes: int = 20,
         execution_timeout_s: float = 60.0,
         clock: Callable[[], float] = time.time,
+        limits_for: Callable[[str], QuotaSettings] | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
         self.default_expiry_minutes = default_expiry_minutes
         self.execution_timeout_s = execution_timeout_s
         self.clock = clock
+        self.limits_for = limits_for
         self._sweeper: asyncio.Task[None] | None = None
 
     def now(self) -> int:
@@ -115,6 +116,10 @@ class ContainerService:
                 param="memory_limit",
                 code="invalid_value",
             )
+        limits = self.limits_for(tenant) if self.limits_for else None
+        if limits and limits.live_containers is not None:
+            if await self.store.containers.count_live(tenant) >= limits.live_containers:
+                raise rate_limited(f"Container quota reached: at most {limits.live_containers} live containers.", 60)
         container_id = new_id("cntr")
         try:
             location = await self.backend.create(container_id, memory_limit=memory_limit)
@@ -277,6 +282,11 @@ class ContainerService:
 
     async def upload(self, tenant: str, container_id: str, filename: str, data: bytes) -> dict[str, Any]:
         await self.require_live(tenant, container_id)
+        limits = self.limits_for(tenant) if self.limits_for else None
+        if limits and limits.container_storage_mb is not None:
+            used = await self.store.containers.storage_bytes(tenant)
+            if used + len(data) > limits.container_storage_mb * 1024 * 1024:
+                raise rate_limited(f"Container storage quota reached: {limits.container_storage_mb} MB.", 60)
         relative = safe_relative(filename)
         target = self.backend.files_dir(container_id) / relative
         await asyncio.to_thread(_write_file, target, data)

@@ -9,6 +9,7 @@ from corral.storage.containers import ContainerStore
 from corral.storage.conversations import ConversationStore
 from corral.storage.engine import Locks, make_engine, migrate
 from corral.storage.errors import NotFound
+from corral.storage.keys import KeyStore
 from corral.storage.responses import ResponseStore
 
 __all__ = ["NotFound", "Store", "upgrade"]
@@ -21,6 +22,7 @@ class Store:
         self.responses = ResponseStore(engine, self.locks)
         self.conversations = ConversationStore(engine, self.locks)
         self.containers = ContainerStore(engine, self.locks)
+        self.keys = KeyStore(engine, self.locks)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> "Store":

@@ -24,11 +24,11 @@ _FIELDS = (
 
 
 def _record(row: Any) -> dict[str, Any]:
-    return dict(row._mapping)
+    return row._asdict()
 
 
 def _file(row: Any) -> dict[str, Any]:
-    record = dict(row._mapping)
+    record = row._asdict()
     record.pop("tenant", None)
     return record
 
@@ -120,6 +120,25 @@ class ContainerStore:
         async with self.engine.connect() as connection:
             rows = await connection.execute(sa.select(containers).where(containers.c.status == "running", due))
             return [_record(row) for row in rows]
+
+    async def count_live(self, tenant: str) -> int:
+        async with self.engine.connect() as connection:
+            return int(
+                await connection.scalar(
+                    sa.select(sa.func.count()).where(containers.c.tenant == tenant, containers.c.status == "running")
+                )
+                or 0
+            )
+
+    async def storage_bytes(self, tenant: str) -> int:
+        """Bytes of the tenant's container files in live containers."""
+        async with self.engine.connect() as connection:
+            total = await connection.scalar(
+                sa.select(sa.func.coalesce(sa.func.sum(container_files.c.bytes), 0))
+                .join(containers, containers.c.id == container_files.c.container_id)
+                .where(container_files.c.tenant == tenant, containers.c.status == "running")
+            )
+        return int(total or 0)
 
     async def add_file(self, tenant: str, container_id: str, file: dict[str, Any]) -> dict[str, Any]:
         row = {**file, "container_id": container_id, "tenant": tenant}

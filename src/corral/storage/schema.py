@@ -79,3 +79,13 @@ container_files = sa.Table(
     sa.Column("created_at", sa.Integer, nullable=False),
     sa.Index("ix_container_files_path", "container_id", "path"),
 )
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(80), primary_key=True),
+    sa.Column("tenant", sa.String(120), nullable=False),
+    sa.Column("key_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("hint", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Integer, nullable=False),
+)

@@ -34,10 +34,10 @@ class ChatCompletionsAdapter:
         )
         return orjson.dumps(chat)
 
-    async def create(self, request: dict[str, Any]) -> TurnResult:
+    async def create(self, request: dict[str, Any], client_key: str | None = None) -> TurnResult:
         try:
             async with self.http.post(
-                self.endpoint, data=self.body(request, stream=False), headers=self.worker.headers()
+                self.endpoint, data=self.body(request, stream=False), headers=self.worker.headers(client_key)
             ) as response:
                 raw = await response.read()
                 if response.status >= 400:
@@ -46,14 +46,15 @@ class ChatCompletionsAdapter:
             raise unreachable(self.worker.name, str(exc) or type(exc).__name__) from exc
         return chat_completion_to_turn(orjson.loads(raw))
 
-    def stream(self, request: dict[str, Any]) -> "ChatTurnStream":
-        return ChatTurnStream(self, request)
+    def stream(self, request: dict[str, Any], client_key: str | None = None) -> "ChatTurnStream":
+        return ChatTurnStream(self, request, client_key)
 
 
 class ChatTurnStream:
-    def __init__(self, adapter: ChatCompletionsAdapter, request: dict[str, Any]) -> None:
+    def __init__(self, adapter: ChatCompletionsAdapter, request: dict[str, Any], client_key: str | None = None) -> None:
         self.adapter = adapter
         self.request = request
+        self.client_key = client_key
         self.result: TurnResult | None = None
         self._response: aiohttp.ClientResponse | None = None
 
@@ -63,7 +64,7 @@ class ChatTurnStream:
             response = await self.adapter.http.post(
                 self.adapter.endpoint,
                 data=self.adapter.body(self.request, stream=True),
-                headers=worker.headers(),
+                headers=worker.headers(self.client_key),
             )
         except aiohttp.ClientError as exc:
             raise unreachable(worker.name, str(exc) or type(exc).__name__) from exc

@@ -44,10 +44,10 @@ class ResponsesAPIAdapter:
     def preflight(self, request: dict[str, Any]) -> None:
         return None
 
-    async def create(self, request: dict[str, Any]) -> TurnResult:
+    async def create(self, request: dict[str, Any], client_key: str | None = None) -> TurnResult:
         try:
             async with self.http.post(
-                self.endpoint, data=upstream_body(request, stream=False), headers=self.worker.headers()
+                self.endpoint, data=upstream_body(request, stream=False), headers=self.worker.headers(client_key)
             ) as response:
                 raw = await response.read()
                 if response.status >= 400:
@@ -56,14 +56,15 @@ class ResponsesAPIAdapter:
             raise unreachable(self.worker.name, str(exc) or type(exc).__name__) from exc
         return turn_from_response(orjson.loads(raw))
 
-    def stream(self, request: dict[str, Any]) -> "ResponsesTurnStream":
-        return ResponsesTurnStream(self, request)
+    def stream(self, request: dict[str, Any], client_key: str | None = None) -> "ResponsesTurnStream":
+        return ResponsesTurnStream(self, request, client_key)
 
 
 class ResponsesTurnStream:
-    def __init__(self, adapter: ResponsesAPIAdapter, request: dict[str, Any]) -> None:
+    def __init__(self, adapter: ResponsesAPIAdapter, request: dict[str, Any], client_key: str | None = None) -> None:
         self.adapter = adapter
         self.request = request
+        self.client_key = client_key
         self.result: TurnResult | None = None
         self._response: aiohttp.ClientResponse | None = None
 
@@ -71,7 +72,9 @@ class ResponsesTurnStream:
         worker = self.adapter.worker
         try:
             response = await self.adapter.http.post(
-                self.adapter.endpoint, data=upstream_body(self.request, stream=True), headers=worker.headers()
+                self.adapter.endpoint,
+                data=upstream_body(self.request, stream=True),
+                headers=worker.headers(self.client_key),
             )
         except aiohttp.ClientError as exc:
             raise unreachable(worker.name, str(exc) or type(exc).__name__) from exc

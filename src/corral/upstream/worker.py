@@ -23,8 +23,10 @@ class Worker:
     def api(self) -> str:
         return self.settings.api
 
-    def headers(self) -> dict[str, str]:
+    def headers(self, client_key: str | None = None) -> dict[str, str]:
+        """Request headers; the caller's own key replaces the configured one where the operator allows it."""
         headers = {"Content-Type": "application/json"}
-        if self.settings.api_key:
-            headers["Authorization"] = f"Bearer {self.settings.api_key}"
+        key = client_key if client_key and self.settings.forward_client_key else self.settings.api_key
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
         return headers
