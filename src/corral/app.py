@@ -19,6 +19,7 @@ from corral.api.metrics import MetricsMiddleware
 from corral.api.quotas import QuotaGate
 from corral.config import Settings
 from corral.protocol.errors import APIError
+from corral.responses.background import BackgroundRunner
 from corral.responses.service import ResponsesService
 from corral.responses.toolset import ToolRegistry
 from corral.sessions.bootstrap import NoopBootstrapper, load_bootstrapper
@@ -74,12 +75,14 @@ def build_app(settings: Settings) -> Starlette:
             ),
             max_tool_calls=settings.max_tool_calls,
         )
+        app.state.background = BackgroundRunner(app.state.responses, store)
         app.state.ready = True
         log.info("corral ready: %d upstream(s), database %s", len(registry.workers), _safe_url(settings))
         try:
             yield
         finally:
             app.state.ready = False
+            await app.state.background.shutdown()
             if container_service is not None:
                 await container_service.aclose()
             await http.close()

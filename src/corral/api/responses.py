@@ -1,17 +1,29 @@
 """/v1/responses routes."""
 
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from corral.api.http import JSONResponse, page, query_int, query_order, read_json
-from corral.api.streaming import stream_events
+from corral.api.streaming import SSE_HEADERS, stream_events
 from corral.api.tenancy import tenant_of
-from corral.protocol.errors import not_found
-from corral.protocol.events import Emitter
+from corral.protocol.errors import bad_request, not_found
+from corral.protocol.events import Emitter, sse_frame
+from corral.responses.background import TERMINAL, BackgroundRunner
+from corral.responses.context import RequestContext
 from corral.responses.present import present_item, present_response
 from corral.responses.service import ResponsesService
 from corral.storage import NotFound, Store
+
+TERMINAL_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
+REPLAY_POLL_S = 0.1
+REPLAY_IDLE_LIMIT_S = 600.0
+CANCEL_WAIT_S = 5.0
 
 
 def _service(request: Request) -> ResponsesService:
@@ -42,6 +54,8 @@ async def create_response(request: Request) -> Response:
     raw = await read_json(request)
     ctx = await service.prepare(raw, tenant=tenant_of(request), headers=request.headers, client_key=client_key(request))
     include = ctx.body.include
+    if ctx.body.background:
+        return await start_background(request, ctx)
     if ctx.body.stream:
         return await stream_events(
             Emitter(ctx.response, None),
@@ -52,12 +66,86 @@ async def create_response(request: Request) -> Response:
     return JSONResponse(present_response(response, include))
 
 
+async def start_background(request: Request, ctx: RequestContext) -> Response:
+    runner: BackgroundRunner = request.app.state.background
+    await runner.enqueue(ctx)
+    emitter = Emitter(ctx.response, None, runner.recorder(ctx))
+    if ctx.body.stream:
+        return await stream_events(emitter, lambda e: runner.run(ctx, e), keep_running_on_disconnect=True)
+    snapshot = present_response(dict(ctx.response), ctx.body.include)
+    runner.spawn(ctx, emitter)
+    return JSONResponse(snapshot)
+
+
 async def retrieve_response(request: Request) -> Response:
     response_id = request.path_params["response_id"]
     response = await _store(request).responses.get(tenant_of(request), response_id)
     if response is None:
         raise _missing(response_id)
+    if request.query_params.get("stream") in ("true", "1"):
+        return replay_stream(request, response)
     return JSONResponse(present_response(response, request.query_params.getlist("include")))
+
+
+def replay_stream(request: Request, response: dict[str, Any]) -> Response:
+    """Replay a background stream from the database after `starting_after`, then follow it live."""
+    if not response.get("background"):
+        raise bad_request("Only responses created with background and stream can be streamed again.", param="stream")
+    raw = request.query_params.get("starting_after")
+    try:
+        after = int(raw) if raw is not None else -1
+    except ValueError:
+        raise bad_request("Invalid type for 'starting_after': expected an integer.", param="starting_after") from None
+    store = _store(request)
+    tenant = tenant_of(request)
+    response_id = response["id"]
+
+    async def frames() -> AsyncIterator[bytes]:
+        cursor = after
+        idle_since = time.monotonic()
+        while True:
+            events = await store.responses.events_after(response_id, cursor)
+            for event in events:
+                cursor = event["sequence_number"]
+                yield sse_frame(event)
+                if event["type"] in TERMINAL_EVENTS:
+                    return
+            if events:
+                idle_since = time.monotonic()
+                continue
+            current = await store.responses.get(tenant, response_id)
+            if current is None or current["status"] in TERMINAL:
+                if not await store.responses.events_after(response_id, cursor):
+                    return
+                continue
+            if time.monotonic() - idle_since > REPLAY_IDLE_LIMIT_S:
+                return
+            await asyncio.sleep(REPLAY_POLL_S)
+
+    return StreamingResponse(frames(), media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)
+
+
+async def cancel_response(request: Request) -> Response:
+    response_id = request.path_params["response_id"]
+    store = _store(request)
+    tenant = tenant_of(request)
+    response = await store.responses.get(tenant, response_id)
+    if response is None:
+        raise _missing(response_id)
+    if not response.get("background"):
+        raise bad_request("Only background responses can be cancelled.", param="response_id")
+    if response["status"] not in TERMINAL:
+        await request.app.state.background.cancel(tenant, response_id)
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            current = await store.responses.get(tenant, response_id)
+            if current is not None and current["status"] in TERMINAL:
+                response = current
+                break
+        else:
+            response = {**response, "status": "cancelled"}
+    return JSONResponse(present_response(response, None))
 
 
 async def delete_response(request: Request) -> Response:
@@ -89,4 +177,5 @@ routes = [
     Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
     Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
     Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
+    Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
 ]

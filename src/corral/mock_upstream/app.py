@@ -1,5 +1,6 @@
 """The mock upstream's HTTP app."""
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -10,7 +11,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from corral.mock_upstream import chat_api, responses_api
-from corral.mock_upstream.script import Conversation, Turn, from_chat, from_responses, plan
+from corral.mock_upstream.script import Conversation, Turn, deltas, from_chat, from_responses, plan
 
 MODELS = ("mock-model", "mock-model-2")
 
@@ -74,6 +75,8 @@ def build_app() -> Starlette:
             return _error(turn.error_status)
         if body.get("stream"):
             return StreamingResponse(_observed(streamer(body, turn), record), media_type="text/event-stream")
+        if turn.slow_ms:
+            await asyncio.sleep(turn.slow_ms / 1000 * len(deltas(turn.text)))
         return _json(whole(body, turn))
 
     async def responses(request: Request) -> Response:

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 Sink = Callable[[bytes], Awaitable[None]]
+Recorder = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def sse_frame(event: dict[str, Any]) -> bytes:
@@ -18,29 +19,34 @@ def sse_frame(event: dict[str, Any]) -> bytes:
 
 
 class Emitter:
-    def __init__(self, response: dict[str, Any], sink: Sink | None) -> None:
+    def __init__(self, response: dict[str, Any], sink: Sink | None, recorder: Recorder | None = None) -> None:
         self.response = response
         self.sink = sink
+        self.recorder = recorder
         self.sequence = 0
         self.started = False
 
     @property
     def streaming(self) -> bool:
-        return self.sink is not None
+        """Whether anyone consumes events: a connected client, or the recording of a background stream."""
+        return self.sink is not None or self.recorder is not None
 
     async def emit(self, event: dict[str, Any]) -> None:
-        if self.sink is None:
+        if self.sink is None and self.recorder is None:
             return
         if not self.started:
             await self.start()
         event["sequence_number"] = self.sequence
         self.sequence += 1
-        await self.sink(sse_frame(event))
+        if self.recorder is not None:
+            await self.recorder(event)
+        if self.sink is not None:
+            await self.sink(sse_frame(event))
 
     async def start(self) -> None:
         """`response.created` and `response.in_progress`: sent lazily, just before the first real
         event, so that an upstream refusing the first call is still an HTTP error."""
-        if self.started or self.sink is None:
+        if self.started or not self.streaming:
             return
         self.started = True
         kinds = (
@@ -57,23 +63,23 @@ class Emitter:
         """Append an output item and announce it; returns its output_index."""
         index = len(self.response["output"])
         self.response["output"].append(item)
-        if self.sink is not None:
+        if self.streaming:
             await self.emit({"type": "response.output_item.added", "output_index": index, "item": dict(item)})
         return index
 
     async def item_event(self, kind: str, index: int, **payload: Any) -> None:
-        if self.sink is not None:
+        if self.streaming:
             item_id = self.response["output"][index].get("id")
             await self.emit({"type": kind, "output_index": index, "item_id": item_id, **payload})
 
     async def done_item(self, index: int, item: dict[str, Any]) -> None:
         self.response["output"][index] = item
-        if self.sink is not None:
+        if self.streaming:
             await self.emit({"type": "response.output_item.done", "output_index": index, "item": item})
 
     async def finish(self) -> None:
         """The terminal event for the response's final status."""
-        if self.sink is None:
+        if not self.streaming:
             return
         status = self.response["status"]
         kind = {"incomplete": "response.incomplete", "failed": "response.failed"}.get(status, "response.completed")

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from corral.storage.engine import Locks
 from corral.storage.errors import NotFound
 from corral.storage.pagination import keyset_page
-from corral.storage.schema import INPUT, OUTPUT, response_items, responses
+from corral.storage.schema import INPUT, OUTPUT, response_events, response_items, responses
 
 
 class ResponseStore:
@@ -92,6 +92,7 @@ class ResponseStore:
             if await connection.scalar(sa.select(responses.c.id).where(owned)) is None:
                 return False
             await connection.execute(response_items.delete().where(response_items.c.response_id == response_id))
+            await connection.execute(response_events.delete().where(response_events.c.response_id == response_id))
             await connection.execute(responses.delete().where(owned))
             return True
 
@@ -144,5 +145,45 @@ class ResponseStore:
                 sa.select(response_items.c.item)
                 .join(chain, response_items.c.response_id == chain.c.id)
                 .order_by(chain.c.depth.desc(), response_items.c.part, response_items.c.position)
+            )
+            return list(rows.all())
+
+    async def append_events(self, response_id: str, events: list[dict[str, Any]]) -> None:
+        """Record stream events (each carries its `sequence_number`) for later replay."""
+        if not events:
+            return
+        rows = [{"response_id": response_id, "sequence": e["sequence_number"], "event": e} for e in events]
+        async with self.locks.writing(), self.engine.begin() as connection:
+            await connection.execute(response_events.insert(), rows)
+
+    async def events_after(self, response_id: str, after: int, *, limit: int = 500) -> list[dict[str, Any]]:
+        async with self.engine.connect() as connection:
+            rows = await connection.scalars(
+                sa.select(response_events.c.event)
+                .where(response_events.c.response_id == response_id, response_events.c.sequence > after)
+                .order_by(response_events.c.sequence)
+                .limit(limit)
+            )
+            return list(rows.all())
+
+    async def request_cancel(self, tenant: str, response_id: str) -> None:
+        async with self.locks.writing(), self.engine.begin() as connection:
+            await connection.execute(
+                responses.update()
+                .where(responses.c.id == response_id, responses.c.tenant == tenant)
+                .values(cancel_requested=True)
+            )
+
+    async def cancel_requested(self, response_id: str) -> bool:
+        async with self.engine.connect() as connection:
+            flag = await connection.scalar(sa.select(responses.c.cancel_requested).where(responses.c.id == response_id))
+        return bool(flag)
+
+    async def unfinished_background(self, response_ids: list[str]) -> list[str]:
+        async with self.engine.connect() as connection:
+            rows = await connection.scalars(
+                sa.select(responses.c.id).where(
+                    responses.c.id.in_(response_ids), responses.c.status.in_(("queued", "in_progress"))
+                )
             )
             return list(rows.all())

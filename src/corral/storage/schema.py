@@ -14,9 +14,18 @@ responses = sa.Table(
     sa.Column("conversation_id", sa.String(80), nullable=True),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 INPUT, OUTPUT = 0, 1
+
+response_events = sa.Table(
+    "response_events",
+    metadata,
+    sa.Column("response_id", sa.String(80), primary_key=True),
+    sa.Column("sequence", sa.Integer, primary_key=True),
+    sa.Column("event", sa.JSON, nullable=False),
+)
 
 response_items = sa.Table(
     "response_items",

@@ -129,6 +129,9 @@ class KernelSession:
                 raise KernelDied("the Python kernel did not respond to an interrupt")
             try:
                 message = await client.get_iopub_msg(timeout=0.25)
+            except asyncio.CancelledError:
+                await self.interrupt()
+                raise
             except Exception:
                 continue
             if message.get("parent_header", {}).get("msg_id") != msg_id:
