@@ -9,7 +9,7 @@ import pytest
 
 from tests.bootstrap import plugins
 from tests.conftest import UPSTREAM_APIS, Gateway, start_gateway
-from tests.support.mock import MockUpstream
+from tests.support.mock import MockUpstream, sent_texts
 
 CI_TOOL = {"type": "code_interpreter", "container": {"type": "auto"}}
 SHELL_TOOL = {"type": "shell", "environment": {"type": "container_auto"}}
@@ -34,23 +34,10 @@ def fresh(gw: Gateway, mock: MockUpstream) -> Gateway:
     return gw
 
 
-def texts(body: dict[str, Any]) -> list[str]:
-    """Every text the upstream was sent, in order (Responses input items or chat messages)."""
-    entries = body.get("input") or body.get("messages") or []
-    found = []
-    for entry in entries:
-        content = entry.get("content")
-        if isinstance(content, str):
-            found.append(content)
-        elif isinstance(content, list):
-            found.extend(part.get("text", "") for part in content if isinstance(part, dict))
-    return found
-
-
 def test_no_stateful_tool_never_invokes_the_bootstrapper(fresh: Gateway) -> None:
     fresh.client().responses.create(model="mock-model", input="plain")
     assert plugins.calls == []
-    assert plugins.MARKER not in texts(fresh.mock.bodies()[0])
+    assert plugins.MARKER not in sent_texts(fresh.mock.bodies()[0])
 
 
 def test_local_shell_is_not_a_stateful_tool(fresh: Gateway) -> None:
@@ -75,7 +62,7 @@ def test_bootstrap_runs_once_before_the_first_call_and_injects_ahead_of_input(fr
     assert plugins.calls[0]["response_id"] == response.id
     sent = fresh.mock.bodies()
     assert len(sent) == 1
-    order = texts(sent[0])
+    order = sent_texts(sent[0])
     assert order.index(plugins.MARKER) < order.index("caller words")
 
 
@@ -91,7 +78,7 @@ def test_injected_items_are_never_stored_or_replayed(fresh: Gateway) -> None:
     )
     assert second.previous_response_id == first.id
     assert plugins.calls[1]["history_len"] == 2
-    order = texts(fresh.mock.bodies()[-1])
+    order = sent_texts(fresh.mock.bodies()[-1])
     assert order.count(plugins.MARKER) == 1, "only this request's injection, nothing replayed"
     assert order.index("turn one") < order.index(plugins.MARKER) < order.index("turn two")
     stored = client.responses.retrieve(second.id)

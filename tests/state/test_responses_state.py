@@ -6,19 +6,7 @@ import openai
 import pytest
 
 from tests.conftest import Gateway
-from tests.support.mock import MockUpstream
-
-
-def user_texts(body: dict) -> list[str]:
-    entries = body.get("input") or body.get("messages") or []
-    out = []
-    for entry in entries:
-        content = entry.get("content")
-        if isinstance(content, str):
-            out.append(content)
-        elif isinstance(content, list):
-            out.extend(p.get("text", "") for p in content if isinstance(p, dict))
-    return out
+from tests.support.mock import MockUpstream, sent_texts
 
 
 def test_store_defaults_true_and_retrieve_returns_the_response(stateful: Gateway, mock: MockUpstream) -> None:
@@ -49,9 +37,9 @@ def test_chain_replays_inputs_and_outputs_oldest_first_without_instructions(
     second = client.responses.create(model="mock-model", input="two", previous_response_id=first.id)
     third = client.responses.create(model="mock-model", input="three", previous_response_id=second.id)
     assert third.output_text == "You said: three"
-    sent = user_texts(mock.bodies()[-1])
+    sent = sent_texts(mock.bodies()[-1])
     assert sent == ["one", "You said: one", "two", "You said: two", "three"]
-    assert "be terse" in user_texts(mock.bodies()[0]) or mock.bodies()[0].get("instructions") == "be terse"
+    assert "be terse" in sent_texts(mock.bodies()[0]) or mock.bodies()[0].get("instructions") == "be terse"
     assert third.instructions is None
 
 
@@ -68,7 +56,7 @@ def test_branching_two_children_of_one_parent(stateful: Gateway, mock: MockUpstr
         left, right = pool.map(branch, ["left", "right"])
     mock.clear()
     client.responses.create(model="mock-model", input="end", previous_response_id=left)
-    assert user_texts(mock.bodies()[0]) == [
+    assert sent_texts(mock.bodies()[0]) == [
         "root",
         "You said: root",
         "left",
@@ -79,7 +67,7 @@ def test_branching_two_children_of_one_parent(stateful: Gateway, mock: MockUpstr
     ]
     mock.clear()
     client.responses.create(model="mock-model", input="end", previous_response_id=right)
-    assert "left" not in user_texts(mock.bodies()[0])
+    assert "left" not in sent_texts(mock.bodies()[0])
 
 
 def test_function_call_round_trip_through_a_chain(stateful: Gateway, mock: MockUpstream) -> None:

@@ -5,6 +5,18 @@ from typing import Any
 import httpx
 
 
+def sent_texts(body: dict[str, Any]) -> list[str]:
+    """Every text an upstream request carried, in order (Responses input items or chat messages)."""
+    found = []
+    for entry in body.get("input") or body.get("messages") or []:
+        content = entry.get("content")
+        if isinstance(content, str):
+            found.append(content)
+        elif isinstance(content, list):
+            found.extend(part.get("text", "") for part in content if isinstance(part, dict))
+    return found
+
+
 class MockUpstream:
     def __init__(self, base: str) -> None:
         self.base = base

@@ -70,8 +70,8 @@ async def announce_shell_call(
     return shell_call, commands, timeout_ms, max_output
 
 
-class ClientShellTool:
-    """`shell` with a local environment: the client runs the commands, so the call ends the response."""
+class _ShellFunction:
+    """The function both shell tools offer the model."""
 
     def function_tools(self) -> list[dict[str, Any]]:
         return [shell_function()]
@@ -81,24 +81,21 @@ class ClientShellTool:
 
     async def prepare(self, emitter: Emitter) -> list[dict[str, Any]]:
         return []
+
+
+class ClientShellTool(_ShellFunction):
+    """`shell` with a local environment: the client runs the commands, so the call ends the response."""
 
     async def execute(self, call: ToolCall, emitter: Emitter) -> ToolOutcome:
         shell_call, *_ = await announce_shell_call(emitter, call, {"type": "local"})
         return ToolOutcome(items=[shell_call], stop=True)
 
 
-class ShellTool:
+class ShellTool(_ShellFunction):
+    """Hosted `shell`: the commands run in the request's container."""
+
     def __init__(self, binding: ContainerBinding) -> None:
         self.binding = binding
-
-    def function_tools(self) -> list[dict[str, Any]]:
-        return [shell_function()]
-
-    def owns(self, name: str) -> bool:
-        return name == SHELL_TOOL
-
-    async def prepare(self, emitter: Emitter) -> list[dict[str, Any]]:
-        return []
 
     async def annotations(self, text: str) -> list[dict[str, Any]]:
         return await self.binding.annotations(text)

@@ -6,8 +6,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from corral.upstream.errors import UpstreamStreamError, from_status, unreachable
-from corral.upstream.sse import iter_sse_data
+from corral.upstream.errors import UpstreamStreamError
+from corral.upstream.http import SSETurnStream, post_json
 from corral.upstream.turn import TurnResult
 from corral.upstream.worker import Worker
 
@@ -45,72 +45,30 @@ class ResponsesAPIAdapter:
         return None
 
     async def create(self, request: dict[str, Any], client_key: str | None = None) -> TurnResult:
-        try:
-            async with self.http.post(
-                self.endpoint, data=upstream_body(request, stream=False), headers=self.worker.headers(client_key)
-            ) as response:
-                raw = await response.read()
-                if response.status >= 400:
-                    raise from_status(self.worker.name, response.status, raw)
-        except aiohttp.ClientError as exc:
-            raise unreachable(self.worker.name, str(exc) or type(exc).__name__) from exc
+        raw = await post_json(self.http, self.worker, self.endpoint, upstream_body(request, stream=False), client_key)
         return turn_from_response(orjson.loads(raw))
 
     def stream(self, request: dict[str, Any], client_key: str | None = None) -> "ResponsesTurnStream":
-        return ResponsesTurnStream(self, request, client_key)
+        return ResponsesTurnStream(
+            self.http, self.worker, self.endpoint, upstream_body(request, stream=True), client_key
+        )
 
 
-class ResponsesTurnStream:
-    def __init__(self, adapter: ResponsesAPIAdapter, request: dict[str, Any], client_key: str | None = None) -> None:
-        self.adapter = adapter
-        self.request = request
-        self.client_key = client_key
-        self.result: TurnResult | None = None
-        self._response: aiohttp.ClientResponse | None = None
-
-    async def open(self) -> None:
-        worker = self.adapter.worker
-        try:
-            response = await self.adapter.http.post(
-                self.adapter.endpoint,
-                data=upstream_body(self.request, stream=True),
-                headers=worker.headers(self.client_key),
-            )
-        except aiohttp.ClientError as exc:
-            raise unreachable(worker.name, str(exc) or type(exc).__name__) from exc
-        if response.status >= 400:
-            raw = await response.read()
-            response.release()
-            raise from_status(worker.name, response.status, raw)
-        self._response = response
-
+class ResponsesTurnStream(SSETurnStream):
     async def events(self) -> AsyncIterator[dict[str, Any]]:
-        assert self._response is not None, "open() first"
-        try:
-            async for data in iter_sse_data(self._response.content.iter_any()):
-                if data == b"[DONE]":
-                    break
-                event = orjson.loads(data)
-                kind = event.get("type")
-                if kind in _PRELUDE:
-                    continue
-                if kind in _TERMINAL:
-                    self.result = turn_from_response(event["response"])
-                    break
-                if kind == "error":
-                    error = event.get("error") if isinstance(event.get("error"), dict) else event
-                    raise UpstreamStreamError(str(error.get("message") or "upstream error"), error.get("code"))
-                yield event
-        except aiohttp.ClientError as exc:
-            raise UpstreamStreamError(f"Upstream '{self.adapter.worker.name}' stream broke: {exc}") from exc
-        finally:
-            await self.aclose()
+        async for data in self.payloads():
+            if data == b"[DONE]":
+                break
+            event = orjson.loads(data)
+            kind = event.get("type")
+            if kind in _PRELUDE:
+                continue
+            if kind in _TERMINAL:
+                self.result = turn_from_response(event["response"])
+                break
+            if kind == "error":
+                error = event.get("error") if isinstance(event.get("error"), dict) else event
+                raise UpstreamStreamError(str(error.get("message") or "upstream error"), error.get("code"))
+            yield event
         if self.result is None:
-            raise UpstreamStreamError(
-                f"Upstream '{self.adapter.worker.name}' ended its stream before the response finished."
-            )
-
-    async def aclose(self) -> None:
-        if self._response is not None:
-            self._response.close()
-            self._response = None
+            raise self.ended_early("response")

@@ -1,0 +1,73 @@
+"""The HTTP exchanges every adapter makes: a JSON POST, or a POST whose answer is an SSE stream."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+from corral.upstream.errors import UpstreamStreamError, from_status, unreachable
+from corral.upstream.sse import iter_sse_data
+from corral.upstream.turn import TurnResult
+from corral.upstream.worker import Worker
+
+
+async def post_json(
+    http: aiohttp.ClientSession, worker: Worker, url: str, body: bytes, client_key: str | None
+) -> bytes:
+    """The raw answer to a POST; HTTP errors and unreachable upstreams raise UpstreamError."""
+    try:
+        async with http.post(url, data=body, headers=worker.headers(client_key)) as response:
+            raw = await response.read()
+            if response.status >= 400:
+                raise from_status(worker.name, response.status, raw)
+            return raw
+    except aiohttp.ClientError as exc:
+        raise unreachable(worker.name, str(exc) or type(exc).__name__) from exc
+
+
+class SSETurnStream:
+    """One streamed model call. Subclasses turn the SSE payloads into Responses events."""
+
+    def __init__(
+        self, http: aiohttp.ClientSession, worker: Worker, url: str, body: bytes, client_key: str | None
+    ) -> None:
+        self.http = http
+        self.worker = worker
+        self.url = url
+        self.body = body
+        self.client_key = client_key
+        self.result: TurnResult | None = None
+        self._response: aiohttp.ClientResponse | None = None
+
+    async def open(self) -> None:
+        try:
+            response = await self.http.post(self.url, data=self.body, headers=self.worker.headers(self.client_key))
+        except aiohttp.ClientError as exc:
+            raise unreachable(self.worker.name, str(exc) or type(exc).__name__) from exc
+        if response.status >= 400:
+            raw = await response.read()
+            response.release()
+            raise from_status(self.worker.name, response.status, raw)
+        self._response = response
+
+    async def payloads(self) -> AsyncIterator[bytes]:
+        """Each event's data; a broken connection becomes UpstreamStreamError; closes at the end."""
+        assert self._response is not None, "open() first"
+        try:
+            async for data in iter_sse_data(self._response.content.iter_any()):
+                yield data
+        except aiohttp.ClientError as exc:
+            raise UpstreamStreamError(f"Upstream '{self.worker.name}' stream broke: {exc}") from exc
+        finally:
+            await self.aclose()
+
+    def events(self) -> AsyncIterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    def ended_early(self, what: str) -> UpstreamStreamError:
+        return UpstreamStreamError(f"Upstream '{self.worker.name}' ended its stream before the {what} finished.")
+
+    async def aclose(self) -> None:
+        if self._response is not None:
+            self._response.close()
+            self._response = None
