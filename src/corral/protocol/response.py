@@ -61,7 +61,7 @@ def new_response(response_id: str, body: CreateResponseBody, *, conversation_id:
 def zero_usage() -> dict[str, Any]:
     return {
         "input_tokens": 0,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         "output_tokens": 0,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": 0,
@@ -77,8 +77,9 @@ def add_usage(total: dict[str, Any] | None, more: dict[str, Any] | None) -> dict
     total["input_tokens"] += more.get("input_tokens") or 0
     total["output_tokens"] += more.get("output_tokens") or 0
     total["total_tokens"] += more.get("total_tokens") or 0
-    cached = (more.get("input_tokens_details") or {}).get("cached_tokens") or 0
+    details = more.get("input_tokens_details") or {}
     reasoning = (more.get("output_tokens_details") or {}).get("reasoning_tokens") or 0
-    total["input_tokens_details"]["cached_tokens"] += cached
+    total["input_tokens_details"]["cached_tokens"] += details.get("cached_tokens") or 0
+    total["input_tokens_details"]["cache_write_tokens"] += details.get("cache_write_tokens") or 0
     total["output_tokens_details"]["reasoning_tokens"] += reasoning
     return total

@@ -1,137 +1,71 @@
-"""A Responses execution request as a Chat Completions request.
+"""A Responses execution request as a Chat Completions request body.
 
-By the time a request gets here the engine has replayed history, injected bootstrap items and
-turned hosted-tool items into function call/output pairs, so only messages, function calls and
-their outputs (and reasoning, which chat servers do not take back) remain.
+Only what a chat server understands is sent: messages, function tools, tool choice, sampling,
+token limit, logprobs, structured output, reasoning effort, the end-user id and the stream flags.
+Responses-only parameters (`metadata`, `store`, `include`, `previous_response_id`,
+`conversation`, `background`, `truncation`, `prompt_cache_key`, `service_tier`,
+`stream_options.include_obfuscation`, `text.verbosity`, `max_tool_calls`…) are not sent.
 """
 
 from typing import Any
 
-import orjson
-
 from corral.protocol.errors import bad_request
+from corral.upstream.chat.messages import messages_from_items
 
-_ROLE = {"developer": "system"}
-_DROPPED = frozenset(("reasoning", "mcp_list_tools", "mcp_approval_request", "mcp_approval_response", "item_reference"))
-
-
-def _content(parts: str | list[dict[str, Any]], where: str) -> str | list[dict[str, Any]]:
-    if isinstance(parts, str):
-        return parts
-    if all(part.get("type") in ("input_text", "output_text", "text") for part in parts):
-        return "".join(part.get("text", "") for part in parts)
-    converted: list[dict[str, Any]] = []
-    for index, part in enumerate(parts):
-        kind = part.get("type")
-        if kind in ("input_text", "output_text", "text"):
-            converted.append({"type": "text", "text": part.get("text", "")})
-        elif kind == "refusal":
-            converted.append({"type": "text", "text": part.get("refusal", "")})
-        elif kind == "input_image":
-            if not part.get("image_url"):
-                raise bad_request(
-                    "Chat Completions upstreams take images by URL or data URL only (no file_id).",
-                    param=f"{where}[{index}].image_url",
-                )
-            converted.append(
-                {
-                    "type": "image_url",
-                    "image_url": {"url": part["image_url"], "detail": part.get("detail", "auto")},
-                }
-            )
-        elif kind == "input_file":
-            if not part.get("file_data"):
-                raise bad_request(
-                    "Chat Completions upstreams take files as file_data only (no file_id or file_url).",
-                    param=f"{where}[{index}]",
-                )
-            converted.append(
-                {"type": "file", "file": {"file_data": part["file_data"], "filename": part.get("filename")}}
-            )
-        else:
-            raise bad_request(
-                f"Content part type '{kind}' cannot be sent to a Chat Completions upstream.",
-                param=f"{where}[{index}].type",
-            )
-    return converted
+_EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+_CHOICE_MODES = frozenset(("auto", "none", "required"))
+_LOGPROBS_INCLUDE = "message.output_text.logprobs"
 
 
-def _output_text(output: Any) -> str:
-    if isinstance(output, str):
-        return output
-    if isinstance(output, list):
-        return "".join(part.get("text", "") for part in output if isinstance(part, dict))
-    return orjson.dumps(output).decode()
-
-
-def messages_from_items(items: list[dict[str, Any]], instructions: Any) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = []
-    if isinstance(instructions, str) and instructions:
-        messages.append({"role": "system", "content": instructions})
-    pending_calls: list[dict[str, Any]] = []
-
-    def flush() -> None:
-        if pending_calls:
-            messages.append({"role": "assistant", "content": None, "tool_calls": list(pending_calls)})
-            pending_calls.clear()
-
-    for index, item in enumerate(items):
-        kind = item.get("type", "message")
-        if kind == "function_call":
-            pending_calls.append(
-                {
-                    "id": item["call_id"],
-                    "type": "function",
-                    "function": {"name": item["name"], "arguments": item.get("arguments") or "{}"},
-                }
-            )
-            continue
-        flush()
-        if kind == "message":
-            role = _ROLE.get(item["role"], item["role"])
-            messages.append({"role": role, "content": _content(item["content"], f"input[{index}].content")})
-        elif kind == "function_call_output":
-            messages.append(
-                {"role": "tool", "tool_call_id": item["call_id"], "content": _output_text(item.get("output"))}
-            )
-        elif kind in _DROPPED:
-            continue
-        else:
-            raise bad_request(
-                f"Input item type '{kind}' cannot be sent to a Chat Completions upstream.",
-                param=f"input[{index}]",
-            )
-    flush()
-    return messages
-
-
-def _tool(tool: dict[str, Any], index: int) -> dict[str, Any]:
+def chat_tool(tool: dict[str, Any], index: int) -> dict[str, Any]:
     if tool.get("type") != "function":
         raise bad_request(
             f"Tool type '{tool.get('type')}' is not supported by a Chat Completions upstream.",
             param=f"tools[{index}].type",
         )
-    function: dict[str, Any] = {
-        "name": tool["name"],
-        "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
-    }
+    function: dict[str, Any] = {"name": tool["name"]}
     if tool.get("description"):
         function["description"] = tool["description"]
-    if tool.get("strict") is not None:
+    function["parameters"] = tool.get("parameters") or _EMPTY_SCHEMA
+    if isinstance(tool.get("strict"), bool):
         function["strict"] = tool["strict"]
     return {"type": "function", "function": function}
 
 
-def _tool_choice(choice: Any) -> Any:
-    if isinstance(choice, dict) and choice.get("type") == "function":
-        return {"type": "function", "function": {"name": choice["name"]}}
-    return choice
+def _function_choice(name: Any) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name}}
 
 
-def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
-    fmt = (text or {}).get("format") or {}
+def apply_tool_choice(chat: dict[str, Any], choice: Any) -> None:
+    """Set `tool_choice` (and narrow `tools` for `allowed_tools`, which few chat servers know)."""
+    if isinstance(choice, str) and choice in _CHOICE_MODES:
+        chat["tool_choice"] = choice
+        return
+    if isinstance(choice, dict) and choice.get("type") == "function" and choice.get("name"):
+        chat["tool_choice"] = _function_choice(choice["name"])
+        return
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        allowed = {tool.get("name") for tool in choice.get("tools") or [] if tool.get("type") == "function"}
+        chat["tools"] = [tool for tool in chat["tools"] if tool["function"]["name"] in allowed]
+        mode = choice.get("mode") or "auto"
+        if not chat["tools"]:
+            del chat["tools"]
+        elif len(chat["tools"]) == 1 and mode == "required":
+            chat["tool_choice"] = _function_choice(chat["tools"][0]["function"]["name"])
+        else:
+            chat["tool_choice"] = mode
+        return
+    raise bad_request("This tool_choice cannot be sent to a Chat Completions upstream.", param="tool_choice")
+
+
+def response_format(text: Any) -> dict[str, Any] | None:
+    fmt = text.get("format") if isinstance(text, dict) else None
+    if not isinstance(fmt, dict):
+        return None
     if fmt.get("type") == "json_schema":
-        schema = {key: fmt[key] for key in ("name", "schema", "strict", "description") if key in fmt}
+        schema = {
+            key: fmt[key] for key in ("name", "schema", "strict", "description") if fmt.get(key) is not None
+        }
         return {"type": "json_schema", "json_schema": schema}
     if fmt.get("type") == "json_object":
         return {"type": "json_object"}
@@ -139,33 +73,52 @@ def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def build_chat_request(
-    request: dict[str, Any], *, model: str, stream: bool, max_tokens_field: str = "max_tokens"
+    request: dict[str, Any],
+    *,
+    model: str,
+    stream: bool,
+    max_tokens_field: str = "max_tokens",
+    developer_role: str = "system",
+    reasoning_field: str | None = None,
 ) -> dict[str, Any]:
+    """The chat body for one model call. Raises a 400 `APIError` for input a chat server cannot take.
+
+    `developer_role`: the chat role `developer` messages get (`system`; `developer` for servers
+    that know it). `reasoning_field`: where replayed reasoning text goes on the next assistant
+    message (`reasoning_content` for llama.cpp/vLLM/DeepSeek); dropped when None.
+    """
     items = request.get("input") or []
     if isinstance(items, str):
         items = [{"type": "message", "role": "user", "content": items}]
     chat: dict[str, Any] = {
         "model": model,
-        "messages": messages_from_items(items, request.get("instructions")),
+        "messages": messages_from_items(
+            items,
+            request.get("instructions"),
+            developer_role=developer_role,
+            reasoning_field=reasoning_field,
+        ),
     }
-    tools = [_tool(tool, index) for index, tool in enumerate(request.get("tools") or [])]
+    tools = [chat_tool(tool, index) for index, tool in enumerate(request.get("tools") or [])]
     if tools:
         chat["tools"] = tools
-        if "tool_choice" in request:
-            chat["tool_choice"] = _tool_choice(request["tool_choice"])
-        if request.get("parallel_tool_calls") is not None:
+        if request.get("tool_choice") is not None:
+            apply_tool_choice(chat, request["tool_choice"])
+        if isinstance(request.get("parallel_tool_calls"), bool) and "tools" in chat:
             chat["parallel_tool_calls"] = request["parallel_tool_calls"]
     if request.get("max_output_tokens") is not None:
         chat[max_tokens_field] = request["max_output_tokens"]
     for name in ("temperature", "top_p"):
         if request.get(name) is not None:
             chat[name] = request[name]
-    if request.get("top_logprobs"):
+    top_logprobs = request.get("top_logprobs")
+    if top_logprobs or _LOGPROBS_INCLUDE in (request.get("include") or ()):
         chat["logprobs"] = True
-        chat["top_logprobs"] = request["top_logprobs"]
-    response_format = _response_format(request.get("text"))
-    if response_format:
-        chat["response_format"] = response_format
+        if top_logprobs:
+            chat["top_logprobs"] = top_logprobs
+    formatted = response_format(request.get("text"))
+    if formatted:
+        chat["response_format"] = formatted
     effort = (request.get("reasoning") or {}).get("effort")
     if effort:
         chat["reasoning_effort"] = effort

@@ -1,87 +1,75 @@
-"""A ChatCompletion as the output items of one turn."""
+"""A ChatCompletion as the output items of one turn.
+
+Items come in the order a Responses model emits them: reasoning, then the message (text and/or
+refusal parts), then one `function_call` per tool call. A 200 body that carries an error, or no
+choice at all, is a failed turn.
+"""
 
 from typing import Any
 
-from corral.protocol.ids import new_call_id, new_item_id
+from corral.upstream.chat.output import (
+    arguments_of,
+    chat_usage,
+    choice_logprobs,
+    finish_status,
+    function_call_item,
+    message_item,
+    output_text_part,
+    reasoning_item,
+    reasoning_of,
+    refusal_part,
+    text_of,
+)
 from corral.upstream.turn import TurnResult
 
-INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
-
-def chat_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not usage:
-        return None
-    prompt = usage.get("prompt_tokens") or 0
-    completion = usage.get("completion_tokens") or 0
-    return {
-        "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0},
-        "output_tokens": completion,
-        "output_tokens_details": {
-            "reasoning_tokens": (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
-        },
-        "total_tokens": usage.get("total_tokens") or prompt + completion,
-    }
-
-
-def reasoning_item(text: str, status: str) -> dict[str, Any]:
-    return {
-        "type": "reasoning",
-        "id": new_item_id("reasoning"),
-        "summary": [],
-        "content": [{"type": "reasoning_text", "text": text}],
-        "status": status,
-    }
-
-
-def message_item(text: str, status: str, *, refusal: bool = False) -> dict[str, Any]:
-    part = (
-        {"type": "refusal", "refusal": text}
-        if refusal
-        else {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def _failed(completion: dict[str, Any], message: str, code: Any) -> TurnResult:
+    return TurnResult(
+        status="failed",
+        error={"code": code if isinstance(code, str) and code else "server_error", "message": message},
+        model=completion.get("model"),
     )
-    return {
-        "type": "message",
-        "id": new_item_id("message"),
-        "role": "assistant",
-        "status": status,
-        "content": [part],
-    }
 
 
-def function_call_item(call_id: str | None, name: str, arguments: str, status: str) -> dict[str, Any]:
-    return {
-        "type": "function_call",
-        "id": new_item_id("function_call"),
-        "call_id": call_id or new_call_id(),
-        "name": name,
-        "arguments": arguments,
-        "status": status,
-    }
-
-
-def finish_status(finish_reason: str | None) -> tuple[str, dict[str, Any] | None]:
-    reason = INCOMPLETE_REASONS.get(finish_reason or "")
-    return ("incomplete", {"reason": reason}) if reason else ("completed", None)
+def _tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
+    calls = [call for call in message.get("tool_calls") or [] if isinstance(call, dict)]
+    legacy = message.get("function_call")
+    if not calls and isinstance(legacy, dict):
+        calls = [{"function": legacy}]
+    return calls
 
 
 def chat_completion_to_turn(completion: dict[str, Any]) -> TurnResult:
-    choice = (completion.get("choices") or [{}])[0]
+    error = completion.get("error")
+    if error or completion.get("object") == "error":
+        detail = (
+            error if isinstance(error, dict) else completion if error is None else {"message": str(error)}
+        )
+        return _failed(
+            completion, str(detail.get("message") or "The upstream reported an error."), detail.get("code")
+        )
+    choices = completion.get("choices") or []
+    if not choices:
+        return _failed(completion, "The upstream returned a completion with no choices.", None)
+    choice = choices[0]
     message = choice.get("message") or {}
     status, details = finish_status(choice.get("finish_reason"))
     output: list[dict[str, Any]] = []
-    thinking = message.get("reasoning_content") or message.get("reasoning")
+    thinking = reasoning_of(message)
     if thinking:
         output.append(reasoning_item(thinking, status))
-    if message.get("refusal"):
-        output.append(message_item(message["refusal"], status, refusal=True))
-    elif message.get("content"):
-        output.append(message_item(message["content"], status))
-    for call in message.get("tool_calls") or []:
+    parts: list[dict[str, Any]] = []
+    text = text_of(message.get("content"))
+    if text:
+        parts.append(output_text_part(text, choice_logprobs(choice)))
+    if isinstance(message.get("refusal"), str) and message["refusal"]:
+        parts.append(refusal_part(message["refusal"]))
+    if parts:
+        output.append(message_item(parts, status))
+    for call in _tool_calls(message):
         function = call.get("function") or {}
-        output.append(
-            function_call_item(call.get("id"), function.get("name", ""), function.get("arguments") or "", status)
-        )
+        arguments = arguments_of(function.get("arguments")) or "{}"
+        output.append(function_call_item(call.get("id"), function.get("name") or "", arguments, status))
     return TurnResult(
         output=output,
         usage=chat_usage(completion.get("usage")),
