@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from corral.api import admin, containers, conversations, responses, system
+from corral.api import admin, containers, conversations, passthrough, responses, system
 from corral.api.auth import AuthMiddleware, KeyRing
 from corral.api.http import error_response, handle_api_error
 from corral.api.metrics import MetricsMiddleware
@@ -45,7 +45,7 @@ def build_app(settings: Settings) -> Starlette:
         url = settings.database_url()
         store = await Store.open(url, migrate=settings.auto_migrate or url.startswith("sqlite"))
         http = new_http_session()
-        registry = UpstreamRegistry(http, settings.upstreams)
+        registry = UpstreamRegistry(http, settings.upstreams, settings.routing)
         await registry.discover()
         keyring = KeyRing(settings.auth, store)
         quotas = QuotaGate(settings.auth)
@@ -89,7 +89,14 @@ def build_app(settings: Settings) -> Starlette:
             await store.close()
 
     return Starlette(
-        routes=[*system.routes, *responses.routes, *conversations.routes, *containers.routes, *admin.routes],
+        routes=[
+            *system.routes,
+            *responses.routes,
+            *conversations.routes,
+            *containers.routes,
+            *passthrough.routes,
+            *admin.routes,
+        ],
         middleware=[Middleware(MetricsMiddleware), Middleware(AuthMiddleware)],
         exception_handlers={APIError: handle_api_error, HTTPException: handle_http_error},
         lifespan=lifespan,
@@ -154,4 +161,5 @@ def serve(settings: Settings) -> None:
         http="httptools",
         log_level=settings.log_level,
         access_log=False,
+        timeout_graceful_shutdown=30,
     )

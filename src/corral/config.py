@@ -33,6 +33,7 @@ class UpstreamSettings(BaseModel):
         default=False,
         description="Passthrough: the upstream hosts code_interpreter/shell itself (e.g. OpenAI).",
     )
+    max_in_flight: int | None = Field(default=None, description="Concurrent requests this worker takes.")
     forward_client_key: bool = Field(
         default=False,
         description="Send the caller's own upstream key (X-Upstream-Api-Key, or its bearer key when auth is off).",
@@ -42,6 +43,22 @@ class UpstreamSettings(BaseModel):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+
+Policy = Literal["round_robin", "least_outstanding", "power_of_two", "consistent_hash"]
+
+
+class RoutingSettings(BaseModel):
+    """How requests spread over the workers that serve a model, and how failures are survived."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: Policy = "least_outstanding"
+    model_policies: dict[str, Policy] = Field(default_factory=dict)
+    retries: int = Field(default=2, description="Further attempts, on other workers, before the first byte.")
+    backoff_s: float = 0.05
+    breaker_failures: int = Field(default=5, description="Consecutive failures that open a worker's circuit.")
+    breaker_cooldown_s: float = Field(default=10.0, description="Open circuit time before one probe request.")
 
 
 class McpServerSettings(BaseModel):
@@ -114,6 +131,7 @@ class Settings(BaseModel):
     mcp_timeout_s: float = 30.0
     max_tool_calls: int = 32
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
 
     def database_url(self) -> str:

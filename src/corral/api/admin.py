@@ -2,13 +2,16 @@
 
 from typing import Any
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from corral.api.auth import KeyRing, new_api_key, sha256_hex
 from corral.api.http import JSONResponse, read_json
+from corral.config import UpstreamSettings
 from corral.protocol.errors import bad_request, not_found
+from corral.protocol.validation import api_error_from_validation
 
 
 def key_object(record: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +49,31 @@ async def delete_key(request: Request) -> Response:
     return JSONResponse({"id": key_id, "object": "api_key.deleted", "deleted": True})
 
 
+async def list_workers(request: Request) -> Response:
+    return JSONResponse({"object": "list", "data": request.app.state.registry.describe()})
+
+
+async def add_worker(request: Request) -> Response:
+    body = await read_json(request)
+    try:
+        settings = UpstreamSettings.model_validate(body)
+    except ValidationError as exc:
+        raise api_error_from_validation(exc) from None
+    worker = await request.app.state.registry.add_worker(settings)
+    return JSONResponse({"name": worker.name, "url": worker.url, "models": sorted(worker.models)}, status_code=201)
+
+
+async def remove_worker(request: Request) -> Response:
+    name = request.path_params["name"]
+    if not request.app.state.registry.remove_worker(name):
+        raise not_found(f"Worker '{name}' not found.")
+    return JSONResponse({"name": name, "deleted": True})
+
+
 routes = [
+    Route("/admin/workers", list_workers, methods=["GET"]),
+    Route("/admin/workers", add_worker, methods=["POST"]),
+    Route("/admin/workers/{name:path}", remove_worker, methods=["DELETE"]),
     Route("/admin/keys", create_key, methods=["POST"]),
     Route("/admin/keys", list_keys, methods=["GET"]),
     Route("/admin/keys/{key_id}", delete_key, methods=["DELETE"]),

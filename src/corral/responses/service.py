@@ -38,6 +38,18 @@ class ToolFactory(Protocol):
         ...
 
 
+def affinity_key(ctx: RequestContext) -> str | None:
+    """What keeps one conversation on one worker: the conversation, else the chain's first item,
+    else the caller's prompt_cache_key or safety_identifier."""
+    if ctx.conversation_id:
+        return ctx.conversation_id
+    if ctx.history and ctx.history[0].get("id"):
+        return str(ctx.history[0]["id"])
+    if ctx.input_items and ctx.input_items[0].get("id") and not ctx.body.prompt_cache_key:
+        return str(ctx.input_items[0]["id"])
+    return ctx.body.prompt_cache_key or ctx.body.safety_identifier
+
+
 class ResponsesService:
     def __init__(
         self,
@@ -71,7 +83,7 @@ class ResponsesService:
         )
         await load_history(ctx, self.store)
         check_input_against_history(ctx)
-        ctx.route = self.registry.resolve(body.model)
+        ctx.route = self.registry.resolve(body.model, key=affinity_key(ctx))
         if not ctx.passthrough:
             ctx.stateful_tools = declared_stateful_tools(body.tools)
         ctx.server_tools = await self.tools.build(ctx)

@@ -1,7 +1,6 @@
 """Which worker serves which model, discovered from each worker's /models."""
 
 import asyncio
-import itertools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -9,11 +8,12 @@ from typing import Any
 import aiohttp
 import orjson
 
-from corral.config import UpstreamSettings
+from corral.config import RoutingSettings, UpstreamSettings
 from corral.protocol.errors import APIError
 from corral.upstream.adapter import Adapter
 from corral.upstream.chat_api import ChatCompletionsAdapter
 from corral.upstream.responses_api import ResponsesAPIAdapter
+from corral.upstream.routing import Policy, RoutedAdapter
 from corral.upstream.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -38,16 +38,47 @@ def model_not_found(model: str) -> APIError:
 
 
 class UpstreamRegistry:
-    def __init__(self, http: aiohttp.ClientSession, upstreams: list[UpstreamSettings]) -> None:
+    def __init__(
+        self, http: aiohttp.ClientSession, upstreams: list[UpstreamSettings], routing: RoutingSettings | None = None
+    ) -> None:
         self.http = http
-        self.workers = [Worker(settings) for settings in upstreams]
-        self.adapters: dict[int, Adapter] = {id(worker): self._adapter(worker) for worker in self.workers}
-        self._counters: dict[str, itertools.count[int]] = {}
+        self.routing = routing or RoutingSettings()
+        self.workers: list[Worker] = []
+        self.adapters: dict[int, Adapter] = {}
+        self.policies: dict[str, Policy] = {}
+        for settings in upstreams:
+            self._register(settings)
 
-    def _adapter(self, worker: Worker) -> Adapter:
-        if worker.api == "chat":
-            return ChatCompletionsAdapter(self.http, worker)
-        return ResponsesAPIAdapter(self.http, worker)
+    def _register(self, settings: UpstreamSettings) -> Worker:
+        worker = Worker(settings)
+        worker.breaker.failures = self.routing.breaker_failures
+        worker.breaker.cooldown_s = self.routing.breaker_cooldown_s
+        adapter: Adapter = (
+            ChatCompletionsAdapter(self.http, worker)
+            if worker.api == "chat"
+            else ResponsesAPIAdapter(self.http, worker)
+        )
+        self.workers.append(worker)
+        self.adapters[id(worker)] = adapter
+        return worker
+
+    async def add_worker(self, settings: UpstreamSettings) -> Worker:
+        if any(worker.name == (settings.name or settings.url) for worker in self.workers):
+            raise APIError(409, f"A worker named '{settings.name or settings.url}' exists already.", code="conflict")
+        worker = self._register(settings)
+        await self._discover(worker)
+        return worker
+
+    def remove_worker(self, name: str) -> bool:
+        for worker in self.workers:
+            if worker.name == name:
+                self.workers.remove(worker)
+                self.adapters.pop(id(worker), None)
+                return True
+        return False
+
+    def adapter_for(self, worker: Worker) -> Adapter:
+        return self.adapters[id(worker)]
 
     async def discover(self) -> None:
         await asyncio.gather(*(self._discover(worker) for worker in self.workers))
@@ -70,13 +101,39 @@ class UpstreamRegistry:
             return aliased
         return model if model in worker.models else None
 
-    def resolve(self, model: str) -> Route:
-        candidates = [(worker, name) for worker in self.workers if (name := self._serves(worker, model))]
+    def candidates(self, model: str) -> list[tuple[Worker, str]]:
+        return [(worker, name) for worker in self.workers if (name := self._serves(worker, model))]
+
+    def policy(self, model: str) -> Policy:
+        name = self.routing.model_policies.get(model, self.routing.policy)
+        policy = self.policies.get(model)
+        if policy is None or policy.name != name:
+            policy = self.policies[model] = Policy(name)
+        return policy
+
+    def resolve(self, model: str, *, key: str | None = None) -> Route:
+        """The route of one request: its model's workers behind the routing policy and retries.
+
+        `key` keeps one conversation on one worker (its prefix cache) under `consistent_hash`."""
+        candidates = self.candidates(model)
         if not candidates:
             raise model_not_found(model)
-        counter = self._counters.setdefault(model, itertools.count())
-        worker, upstream_model = candidates[next(counter) % len(candidates)]
-        return Route(worker, self.adapters[id(worker)], upstream_model)
+        routed = RoutedAdapter(lambda: self.candidates(model), self.adapter_for, self.policy(model), self.routing, key)
+        worker, upstream_model = routed.primary()
+        return Route(worker, routed, upstream_model)
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": worker.name,
+                "url": worker.url,
+                "api": worker.api,
+                "models": sorted(worker.models),
+                "in_flight": worker.in_flight,
+                "circuit": "open" if worker.breaker.open else "closed",
+            }
+            for worker in self.workers
+        ]
 
     def list_models(self) -> list[dict[str, Any]]:
         seen: dict[str, dict[str, Any]] = {}

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 from corral.config import UpstreamSettings
+from corral.upstream.health import CircuitBreaker
 
 
 @dataclass
@@ -10,6 +11,12 @@ class Worker:
     settings: UpstreamSettings
     models: set[str] = field(default_factory=set)
     in_flight: int = 0
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+
+    @property
+    def saturated(self) -> bool:
+        cap = self.settings.max_in_flight
+        return cap is not None and self.in_flight >= cap
 
     @property
     def name(self) -> str:

@@ -1,0 +1,76 @@
+"""/v1/chat/completions and /v1/completions passed on to a worker serving the model.
+
+The same routing as responses: the model's policy picks a worker, and a call that fails before
+its first byte is retried on another. The body goes upstream as sent (with the model renamed
+where an alias applies); the answer comes back as the worker sent it, streamed or not.
+"""
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from corral.api.http import read_json
+from corral.api.streaming import SSE_HEADERS
+from corral.protocol.errors import bad_request
+from corral.upstream.errors import from_status, unreachable
+from corral.upstream.registry import UpstreamRegistry
+from corral.upstream.worker import Worker
+
+
+async def _forward(request: Request, path: str) -> Response:
+    body = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        raise bad_request("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+    registry: UpstreamRegistry = request.app.state.registry
+    routed = registry.resolve(body["model"]).adapter
+    client_key = request.headers.get("x-upstream-api-key")
+
+    async def call(worker: Worker, name: str) -> aiohttp.ClientResponse:
+        try:
+            response = await registry.http.post(
+                f"{worker.url}/{path}", data=orjson.dumps({**body, "model": name}), headers=worker.headers(client_key)
+            )
+        except aiohttp.ClientError as exc:
+            raise unreachable(worker.name, str(exc) or type(exc).__name__) from exc
+        if response.status >= 400:
+            raw = await response.read()
+            response.release()
+            raise from_status(worker.name, response.status, raw)
+        return response
+
+    worker, upstream = await routed.attempt(call)  # type: ignore[attr-defined]
+    if not body.get("stream"):
+        try:
+            content = await upstream.read()
+        finally:
+            upstream.release()
+            worker.in_flight -= 1
+        return Response(content, media_type=upstream.headers.get("content-type", "application/json"))
+
+    async def relay() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in upstream.content.iter_any():
+                yield chunk
+        finally:
+            upstream.close()
+            worker.in_flight -= 1
+
+    return StreamingResponse(relay(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def chat_completions(request: Request) -> Response:
+    return await _forward(request, "chat/completions")
+
+
+async def completions(request: Request) -> Response:
+    return await _forward(request, "completions")
+
+
+routes = [
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/completions", completions, methods=["POST"]),
+]

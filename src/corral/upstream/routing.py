@@ -1,0 +1,177 @@
+"""Choosing a worker for each model call, and surviving worker failures.
+
+A `RoutedAdapter` stands in front of every worker serving a model: each call picks a worker by
+the model's policy among those whose circuit is closed and that are below their concurrency cap,
+and a call that fails before its first byte (connection error, 429, 5xx) is retried on another
+worker with exponential backoff and jitter. Model calls have no side effects, so this is safe;
+once a stream has produced an event it is never retried.
+"""
+
+import asyncio
+import hashlib
+import itertools
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from corral.config import RoutingSettings
+from corral.protocol.errors import APIError
+from corral.upstream.adapter import Adapter, TurnStream
+from corral.upstream.errors import UpstreamError
+from corral.upstream.metrics import CIRCUIT_OPEN, UPSTREAM_LATENCY, UPSTREAM_REQUESTS
+from corral.upstream.turn import TurnResult
+from corral.upstream.worker import Worker
+
+Candidate = tuple[Worker, str]
+
+
+def overloaded() -> APIError:
+    return APIError(
+        503,
+        "Every worker for this model is at its concurrency limit or unavailable; try again shortly.",
+        type="server_error",
+        code="overloaded",
+        headers={"Retry-After": "1"},
+    )
+
+
+class Policy:
+    """Orders the usable candidates for one call; the first is tried first."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.counter = itertools.count()
+
+    def order(self, candidates: Sequence[Candidate], key: str | None) -> list[Candidate]:
+        if not candidates:
+            return []
+        if self.name == "consistent_hash" and key:
+            return sorted(
+                candidates, key=lambda c: hashlib.sha256(f"{key}|{c[0].name}".encode()).digest(), reverse=True
+            )
+        if self.name == "least_outstanding":
+            start = next(self.counter) % len(candidates)
+            rotated = list(candidates[start:]) + list(candidates[:start])
+            return sorted(rotated, key=lambda c: c[0].in_flight)
+        if self.name == "power_of_two" and len(candidates) > 1:
+            first, second = random.sample(list(candidates), 2)
+            best = min((first, second), key=lambda c: c[0].in_flight)
+            return [best, *(c for c in candidates if c is not best)]
+        start = next(self.counter) % len(candidates)
+        return list(candidates[start:]) + list(candidates[:start])
+
+
+class RoutedAdapter:
+    def __init__(
+        self,
+        candidates: Callable[[], list[Candidate]],
+        adapter_for: Callable[[Worker], Adapter],
+        policy: Policy,
+        settings: RoutingSettings,
+        key: str | None,
+    ) -> None:
+        self.candidates = candidates
+        self.adapter_for = adapter_for
+        self.policy = policy
+        self.settings = settings
+        self.key = key
+
+    def plan(self) -> list[Candidate]:
+        """Usable workers in the order to try them (circuit closed or ready to probe, below the cap)."""
+        usable = [c for c in self.candidates() if c[0].breaker.available() and not c[0].saturated]
+        if not usable:
+            raise overloaded()
+        return self.policy.order(usable, self.key)
+
+    def primary(self) -> Candidate:
+        """The first candidate, without consuming a pick of the policy (for settings and preflight)."""
+        candidates = self.candidates()
+        if not candidates:
+            raise overloaded()
+        return candidates[0]
+
+    def preflight(self, request: dict[str, Any]) -> None:
+        worker, name = self.primary()
+        self.adapter_for(worker).preflight({**request, "model": name})
+
+    async def attempt(self, call: Callable[[Worker, str], Any]) -> Any:
+        """Run `call` on one worker after another until one answers or the retries run out."""
+        tried: set[str] = set()
+        last_error: UpstreamError | None = None
+        for attempt in range(self.settings.retries + 1):
+            remaining = [c for c in self.plan() if c[0].name not in tried] if attempt else self.plan()
+            if not remaining:
+                break
+            worker, name = remaining[0]
+            tried.add(worker.name)
+            worker.breaker.on_attempt()
+            worker.in_flight += 1
+            started = time.perf_counter()
+            try:
+                result = await call(worker, name)
+            except UpstreamError as exc:
+                worker.in_flight -= 1
+                UPSTREAM_REQUESTS.labels(worker.name, "error").inc()
+                if not exc.retryable or (400 <= exc.status < 500 and exc.status != 429):
+                    raise
+                worker.breaker.on_failure()
+                CIRCUIT_OPEN.labels(worker.name).set(1 if worker.breaker.open else 0)
+                last_error = exc
+                await asyncio.sleep(self.settings.backoff_s * (2**attempt) * (0.5 + random.random()))
+                continue
+            except BaseException:
+                worker.in_flight -= 1
+                raise
+            UPSTREAM_LATENCY.labels(worker.name).observe(time.perf_counter() - started)
+            UPSTREAM_REQUESTS.labels(worker.name, "ok").inc()
+            worker.breaker.on_success()
+            CIRCUIT_OPEN.labels(worker.name).set(0)
+            return worker, result
+        assert last_error is not None
+        raise last_error
+
+    async def create(self, request: dict[str, Any], client_key: str | None = None) -> TurnResult:
+        async def call(worker: Worker, name: str) -> TurnResult:
+            return await self.adapter_for(worker).create({**request, "model": name}, client_key)
+
+        worker, result = await self.attempt(call)
+        worker.in_flight -= 1
+        return result
+
+    def stream(self, request: dict[str, Any], client_key: str | None = None) -> "RoutedTurnStream":
+        return RoutedTurnStream(self, request, client_key)
+
+
+class RoutedTurnStream:
+    """A stream whose opening is retried across workers; its events are never retried."""
+
+    def __init__(self, routed: RoutedAdapter, request: dict[str, Any], client_key: str | None) -> None:
+        self.routed = routed
+        self.request = request
+        self.client_key = client_key
+        self.inner: TurnStream | None = None
+        self.worker: Worker | None = None
+
+    @property
+    def result(self) -> TurnResult | None:
+        return self.inner.result if self.inner is not None else None
+
+    async def open(self) -> None:
+        async def call(worker: Worker, name: str) -> TurnStream:
+            stream = self.routed.adapter_for(worker).stream({**self.request, "model": name}, self.client_key)
+            await stream.open()
+            return stream
+
+        self.worker, self.inner = await self.routed.attempt(call)
+
+    def events(self) -> AsyncIterator[dict[str, Any]]:
+        assert self.inner is not None
+        return self.inner.events()
+
+    async def aclose(self) -> None:
+        if self.inner is not None:
+            await self.inner.aclose()
+        if self.worker is not None:
+            self.worker.in_flight -= 1
+            self.worker = None
