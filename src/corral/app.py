@@ -1,5 +1,6 @@
 """Builds the ASGI app: wires the store, upstreams, tools and sandboxes to the routes."""
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from corral.api.auth import AuthMiddleware, KeyRing
 from corral.api.http import error_response, handle_api_error
 from corral.api.metrics import MetricsMiddleware
 from corral.api.quotas import QuotaGate
+from corral.api.request_ids import configure_logging
 from corral.config import Settings
 from corral.protocol.errors import APIError
 from corral.responses.background import BackgroundRunner
@@ -44,9 +46,17 @@ def build_app(settings: Settings) -> Starlette:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         url = settings.database_url()
         store = await Store.open(url, migrate=settings.auto_migrate or url.startswith("sqlite"))
-        http = new_http_session()
-        registry = UpstreamRegistry(http, settings.upstreams, settings.routing)
+        routing = settings.routing
+        http = new_http_session(
+            connect_s=routing.connect_timeout_s, read_s=routing.read_timeout_s, total_s=routing.total_timeout_s
+        )
+        registry = UpstreamRegistry(http, settings.upstreams, routing)
         await registry.discover()
+        health = (
+            asyncio.create_task(registry.run_health_checks(routing.health_check_interval_s))
+            if routing.health_check_interval_s
+            else None
+        )
         keyring = KeyRing(settings.auth, store)
         quotas = QuotaGate(settings.auth)
         if not keyring.enabled:
@@ -76,12 +86,15 @@ def build_app(settings: Settings) -> Starlette:
             max_tool_calls=settings.max_tool_calls,
         )
         app.state.background = BackgroundRunner(app.state.responses, store)
+        app.state.max_body_bytes = settings.max_body_bytes
         app.state.ready = True
         log.info("corral ready: %d upstream(s), database %s", len(registry.workers), _safe_url(settings))
         try:
             yield
         finally:
             app.state.ready = False
+            if health is not None:
+                health.cancel()
             await app.state.background.shutdown()
             if container_service is not None:
                 await container_service.aclose()
@@ -152,7 +165,7 @@ def _safe_url(settings: Settings) -> str:
 def serve(settings: Settings) -> None:
     import uvicorn
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level)
     uvicorn.run(
         build_app(settings),
         host=settings.host,

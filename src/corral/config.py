@@ -59,6 +59,12 @@ class RoutingSettings(BaseModel):
     backoff_s: float = 0.05
     breaker_failures: int = Field(default=5, description="Consecutive failures that open a worker's circuit.")
     breaker_cooldown_s: float = Field(default=10.0, description="Open circuit time before one probe request.")
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = Field(default=300.0, description="Longest wait for the first byte, and between events.")
+    total_timeout_s: float | None = Field(default=None, description="Longest model call, streamed or not.")
+    health_check_interval_s: float | None = Field(
+        default=15.0, description="Active checks (GET /models) of every worker; None turns them off."
+    )
 
 
 class McpServerSettings(BaseModel):
@@ -130,6 +136,7 @@ class Settings(BaseModel):
     mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
     mcp_timeout_s: float = 30.0
     max_tool_calls: int = 32
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, description="Largest request body accepted (413 above).")
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

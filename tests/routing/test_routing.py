@@ -224,3 +224,39 @@ def test_chat_and_completions_are_passed_through(tmp_path: Path) -> None:
         assert workers[0].requests()[-1]["path"] == "/v1/chat/completions"
         with pytest.raises(openai.NotFoundError):
             api.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+
+
+def test_request_ids_and_the_body_limit(tmp_path: Path) -> None:
+    with mocks(1) as workers, gateway(tmp_path, [workers[0].url], max_body_bytes=2000) as base:
+        answer = httpx.get(f"{base}/v1/models")
+        assert answer.headers["x-request-id"].startswith("req_")
+        assert answer.headers["x-request-id"] != httpx.get(f"{base}/v1/models").headers["x-request-id"]
+        too_big = httpx.post(f"{base}/v1/responses", json={"model": "mock-model", "input": "x" * 5000})
+        assert too_big.status_code == 413
+        assert too_big.json()["error"]["code"] == "request_too_large"
+        assert workers[0].requests() == []
+
+
+def test_upstream_timeouts_fail_cleanly(tmp_path: Path) -> None:
+    routing = RoutingSettings(read_timeout_s=0.3, retries=1, backoff_s=0.001, health_check_interval_s=None)
+    with mocks(1) as workers, gateway(tmp_path, [workers[0].url], routing=routing) as base:
+        with pytest.raises(openai.InternalServerError) as first_byte:
+            client(base).responses.create(model="mock-model", input="[[slow 400]] a b c", store=False)
+        assert first_byte.value.status_code == 502
+        body = {"model": "mock-model", "input": "[[slow 600]] a b c d", "stream": True, "store": False}
+        with httpx.stream("POST", f"{base}/v1/responses", json=body, timeout=30) as stream:
+            kinds = [line.split(": ", 1)[1] for line in stream.iter_lines() if line.startswith("event: ")]
+        assert kinds[-2:] == ["error", "response.failed"], "an idle stream is cut, not left hanging"
+        assert client(base).responses.create(model="mock-model", input="fast").status == "completed"
+
+
+def test_active_health_checks_open_the_circuit_of_a_dead_worker(tmp_path: Path) -> None:
+    routing = RoutingSettings(health_check_interval_s=0.1, breaker_failures=2)
+    with mocks(1) as workers, gateway(tmp_path, [workers[0].url, "http://127.0.0.1:9/v1"], routing=routing) as base:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if 'corral_upstream_circuit_open{upstream="w1"} 1.0' in httpx.get(f"{base}/metrics").text:
+                break
+            time.sleep(0.1)
+        assert 'corral_upstream_circuit_open{upstream="w1"} 1.0' in httpx.get(f"{base}/metrics").text
+        assert 'corral_upstream_circuit_open{upstream="w0"} 0.0' in httpx.get(f"{base}/metrics").text

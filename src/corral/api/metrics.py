@@ -1,4 +1,5 @@
-"""HTTP metrics as a plain ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware)."""
+"""HTTP metrics, request ids and the body size limit, as one plain ASGI middleware (cheaper than
+Starlette's BaseHTTPMiddleware)."""
 
 import re
 import time
@@ -7,6 +8,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from corral.api.http import error_response
+from corral.api.request_ids import next_request_id
+from corral.protocol.errors import APIError
 
 REQUESTS = Counter("corral_http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -35,11 +40,19 @@ class MetricsMiddleware:
         started = time.perf_counter()
         method = scope["method"]
         route = route_label(scope["path"])
+        request_id = next_request_id().encode()
+        length = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+        limit = getattr(scope["app"].state, "max_body_bytes", None) if "app" in scope else None
+        if limit and length is not None and length.isdigit() and int(length) > limit:
+            too_large = APIError(413, f"The request body is larger than {limit} bytes.", code="request_too_large")
+            await error_response(too_large)(scope, receive, send)
+            return
 
         async def observe(message: Message) -> None:
             if message["type"] == "http.response.start":
                 LATENCY.labels(method, route).observe(time.perf_counter() - started)
                 REQUESTS.labels(method, route, str(message["status"])).inc()
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
             await send(message)
 
         await self.app(scope, receive, observe)

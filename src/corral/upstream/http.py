@@ -21,7 +21,7 @@ async def post_json(
             if response.status >= 400:
                 raise from_status(worker.name, response.status, raw)
             return raw
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientError, TimeoutError) as exc:
         raise unreachable(worker.name, str(exc) or type(exc).__name__) from exc
 
 
@@ -42,7 +42,7 @@ class SSETurnStream:
     async def open(self) -> None:
         try:
             response = await self.http.post(self.url, data=self.body, headers=self.worker.headers(self.client_key))
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise unreachable(self.worker.name, str(exc) or type(exc).__name__) from exc
         if response.status >= 400:
             raw = await response.read()
@@ -56,8 +56,9 @@ class SSETurnStream:
         try:
             async for data in iter_sse_data(self._response.content.iter_any()):
                 yield data
-        except aiohttp.ClientError as exc:
-            raise UpstreamStreamError(f"Upstream '{self.worker.name}' stream broke: {exc}") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise UpstreamStreamError(f"Upstream '{self.worker.name}' stream broke: {reason}") from exc
         finally:
             await self.aclose()
 

@@ -12,6 +12,7 @@ from corral.config import RoutingSettings, UpstreamSettings
 from corral.protocol.errors import APIError
 from corral.upstream.adapter import Adapter
 from corral.upstream.chat_api import ChatCompletionsAdapter
+from corral.upstream.metrics import CIRCUIT_OPEN
 from corral.upstream.responses_api import ResponsesAPIAdapter
 from corral.upstream.routing import Policy, RoutedAdapter
 from corral.upstream.worker import Worker
@@ -79,6 +80,31 @@ class UpstreamRegistry:
 
     def adapter_for(self, worker: Worker) -> Adapter:
         return self.adapters[id(worker)]
+
+    async def check_health(self) -> None:
+        """One round of active checks: an unanswered GET /models counts as a failure of that worker."""
+        await asyncio.gather(*(self._check(worker) for worker in list(self.workers)))
+
+    async def _check(self, worker: Worker) -> None:
+        try:
+            async with self.http.get(f"{worker.url}/models", headers=worker.headers()) as response:
+                healthy = response.status < 500
+        except (aiohttp.ClientError, TimeoutError):
+            healthy = False
+        if healthy:
+            if worker.breaker.open:
+                worker.breaker.on_success()
+        else:
+            worker.breaker.on_failure()
+        CIRCUIT_OPEN.labels(worker.name).set(1 if worker.breaker.open else 0)
+
+    async def run_health_checks(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.check_health()
+            except Exception:
+                log.exception("health check round failed")
 
     async def discover(self) -> None:
         await asyncio.gather(*(self._discover(worker) for worker in self.workers))
