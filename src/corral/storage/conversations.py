@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from corral.protocol.ids import new_id
 from corral.storage.engine import Locks
 from corral.storage.errors import NotFound
-from corral.storage.pagination import keyset_page
+from corral.storage.pagination import item_page
 from corral.storage.schema import conversation_items, conversations
 
 
@@ -120,24 +120,18 @@ class ConversationStore:
     async def list_items(
         self, tenant: str, conversation_id: str, *, after: str | None, limit: int, order: str
     ) -> tuple[list[dict[str, Any]], bool]:
-        mine = conversation_items.c.conversation_id == conversation_id
         async with self.engine.connect() as connection:
             await self._require(connection, tenant, conversation_id)
-            cursor = None
-            if after is not None:
-                position = await connection.scalar(
-                    sa.select(conversation_items.c.position).where(mine, conversation_items.c.item_id == after)
-                )
-                cursor = None if position is None else (position,)
-            rows, has_more = await keyset_page(
+            return await item_page(
                 connection,
-                sa.select(conversation_items.c.item).where(mine),
-                keys=[conversation_items.c.position],
-                cursor=cursor,
+                item=conversation_items.c.item,
+                item_id=conversation_items.c.item_id,
+                position=conversation_items.c.position,
+                where=conversation_items.c.conversation_id == conversation_id,
+                after=after,
                 limit=limit,
                 order=order,
             )
-        return [row.item for row in rows], has_more
 
     async def get_item(self, tenant: str, conversation_id: str, item_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as connection:

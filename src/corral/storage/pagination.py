@@ -24,3 +24,25 @@ async def keyset_page(
     ordering = [key.asc() if order == "asc" else key.desc() for key in keys]
     rows = list((await connection.execute(statement.order_by(*ordering).limit(limit + 1))).all())
     return rows[:limit], len(rows) > limit
+
+
+async def item_page(
+    connection: Any,
+    *,
+    item: sa.ColumnElement[Any],
+    item_id: sa.ColumnElement[Any],
+    position: sa.ColumnElement[Any],
+    where: sa.ColumnElement[bool],
+    after: str | None,
+    limit: int,
+    order: str,
+) -> tuple[list[Any], bool]:
+    """A page of stored items ordered by position, `after` naming the last item id already seen."""
+    cursor = None
+    if after is not None:
+        found = await connection.scalar(sa.select(position).where(where, item_id == after))
+        cursor = None if found is None else (found,)
+    rows, has_more = await keyset_page(
+        connection, sa.select(item).where(where), keys=[position], cursor=cursor, limit=limit, order=order
+    )
+    return [row[0] for row in rows], has_more

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from corral.storage.engine import Locks
 from corral.storage.errors import NotFound
-from corral.storage.pagination import keyset_page
+from corral.storage.pagination import item_page
 from corral.storage.schema import INPUT, OUTPUT, response_events, response_items, responses
 
 
@@ -103,22 +103,16 @@ class ResponseStore:
             owner = await connection.scalar(sa.select(responses.c.tenant).where(responses.c.id == response_id))
             if owner != tenant:
                 raise NotFound(response_id)
-            mine = sa.and_(response_items.c.response_id == response_id, response_items.c.part == INPUT)
-            cursor = None
-            if after is not None:
-                position = await connection.scalar(
-                    sa.select(response_items.c.position).where(mine, response_items.c.item_id == after)
-                )
-                cursor = None if position is None else (position,)
-            rows, has_more = await keyset_page(
+            return await item_page(
                 connection,
-                sa.select(response_items.c.item).where(mine),
-                keys=[response_items.c.position],
-                cursor=cursor,
+                item=response_items.c.item,
+                item_id=response_items.c.item_id,
+                position=response_items.c.position,
+                where=sa.and_(response_items.c.response_id == response_id, response_items.c.part == INPUT),
+                after=after,
                 limit=limit,
                 order=order,
             )
-        return [row.item for row in rows], has_more
 
     async def load_chain(self, tenant: str, response_id: str) -> list[dict[str, Any]]:
         """Inputs then outputs of every response in the chain, oldest first: two queries, any length."""

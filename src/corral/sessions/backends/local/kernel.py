@@ -16,7 +16,7 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from corral.sessions.backends.base import PythonResult
 from corral.sessions.backends.local.bwrap import SANDBOX_RUN, SandboxIdentity, python_layout
 from corral.sessions.backends.local.limits import CgroupSet
-from corral.sessions.backends.local.process import spawn, terminate
+from corral.sessions.backends.local.process import SandboxProcess, terminate
 
 log = logging.getLogger(__name__)
 
@@ -29,22 +29,13 @@ class KernelDied(Exception):
     pass
 
 
-class KernelSession:
+class KernelSession(SandboxProcess):
     def __init__(
         self, data_dir: Path, run_dir: Path, *, python: str, identity: SandboxIdentity, cgroups: CgroupSet
     ) -> None:
-        self.data_dir = data_dir
-        self.run_dir = run_dir
-        self.python = python
-        self.identity = identity
-        self.cgroups = cgroups
-        self.process: asyncio.subprocess.Process | None = None
+        super().__init__(data_dir, run_dir, python=python, identity=identity, cgroups=cgroups)
         self.client: AsyncKernelClient | None = None
         self.images = 0
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.returncode is None
 
     async def start(self, *, timeout_s: float = 60.0) -> None:
         name = f"k{secrets.token_hex(4)}"
@@ -68,16 +59,7 @@ class KernelSession:
         ]
         log_file = await asyncio.to_thread(open, self.run_dir / "kernel.log", "ab")
         try:
-            self.process = await spawn(
-                argv,
-                data_dir=self.data_dir,
-                run_dir=self.run_dir,
-                python=self.python,
-                identity=self.identity,
-                cgroups=self.cgroups,
-                stderr=log_file.fileno(),
-                stdout=log_file.fileno(),
-            )
+            self.process = await self.spawn(argv, stderr=log_file.fileno(), stdout=log_file.fileno())
         finally:
             log_file.close()
         client = AsyncKernelClient()

@@ -44,3 +44,32 @@ async def terminate(process: asyncio.subprocess.Process | None) -> None:
     except ProcessLookupError:
         return
     await process.wait()
+
+
+class SandboxProcess:
+    """One long-lived process in a sandbox (the kernel, the shell): where it runs and as whom."""
+
+    def __init__(
+        self, data_dir: Path, run_dir: Path, *, python: str, identity: SandboxIdentity, cgroups: CgroupSet
+    ) -> None:
+        self.data_dir = data_dir
+        self.run_dir = run_dir
+        self.python = python
+        self.identity = identity
+        self.cgroups = cgroups
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def spawn(self, argv: list[str], **streams: int | None) -> asyncio.subprocess.Process:
+        return await spawn(
+            argv,
+            data_dir=self.data_dir,
+            run_dir=self.run_dir,
+            python=self.python,
+            identity=self.identity,
+            cgroups=self.cgroups,
+            **streams,  # type: ignore[arg-type]
+        )

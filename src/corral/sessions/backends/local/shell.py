@@ -8,39 +8,17 @@ session down with it, and the next command gets a fresh one.
 import asyncio
 import base64
 import secrets
-from pathlib import Path
 
 from corral.sessions.backends.base import ShellResult
-from corral.sessions.backends.local.bwrap import SandboxIdentity
-from corral.sessions.backends.local.limits import CgroupSet
-from corral.sessions.backends.local.process import spawn, terminate
+from corral.sessions.backends.local.process import SandboxProcess, terminate
 
 _CHUNK = 65536
 
 
-class ShellSession:
-    def __init__(
-        self, data_dir: Path, run_dir: Path, *, python: str, identity: SandboxIdentity, cgroups: CgroupSet
-    ) -> None:
-        self.data_dir = data_dir
-        self.run_dir = run_dir
-        self.python = python
-        self.identity = identity
-        self.cgroups = cgroups
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.returncode is None
-
+class ShellSession(SandboxProcess):
     async def start(self) -> None:
-        self.process = await spawn(
+        self.process = await self.spawn(
             ["/bin/bash", "--noprofile", "--norc"],
-            data_dir=self.data_dir,
-            run_dir=self.run_dir,
-            python=self.python,
-            identity=self.identity,
-            cgroups=self.cgroups,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
