@@ -206,3 +206,16 @@ def test_another_gateway_process_resumes_the_stream(
                 assert rest[-1]["type"] == "response.completed"
                 other = openai.OpenAI(base_url=second_url, api_key="k", max_retries=0)
                 assert other.responses.retrieve(response_id).status == "completed"
+
+
+def test_shutdown_marks_unfinished_background_responses_failed(
+    mock: MockUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    data_dir = tmp_path_factory.mktemp("shutdown")
+    with start_gateway(mock, data_dir) as first:
+        created = first.client().responses.create(model="mock-model", input=SLOW, background=True)
+        poll(first.client(), created.id, until=("in_progress",))
+    with start_gateway(mock, data_dir) as second:
+        stored = second.client().responses.retrieve(created.id)
+    assert stored.status == "failed"
+    assert stored.error is not None and "shut down" in stored.error.message

@@ -260,3 +260,35 @@ def test_active_health_checks_open_the_circuit_of_a_dead_worker(tmp_path: Path) 
             time.sleep(0.1)
         assert 'corral_upstream_circuit_open{upstream="w1"} 1.0' in httpx.get(f"{base}/metrics").text
         assert 'corral_upstream_circuit_open{upstream="w0"} 0.0' in httpx.get(f"{base}/metrics").text
+
+
+def test_a_recovered_worker_gets_traffic_again(tmp_path: Path) -> None:
+    state = {"healthy": False, "hits": 0}
+
+    async def answer(request: Request) -> JSONResponse:
+        state["hits"] += 1
+        if not state["healthy"]:
+            return JSONResponse({"error": {"message": "down", "type": "server_error"}}, status_code=500)
+        body = await request.json()
+        return JSONResponse(
+            {"id": "resp_x", "object": "response", "created_at": 0, "status": "completed", "model": body["model"],
+             "output": [], "usage": None}
+        )  # fmt: skip
+
+    flaky = Starlette(routes=[Route("/v1/responses", answer, methods=["POST"])])
+    routing = RoutingSettings(
+        policy="round_robin", breaker_failures=1, breaker_cooldown_s=0.3, backoff_s=0.001, health_check_interval_s=None
+    )
+    with (
+        mocks(1) as workers,
+        serve_in_thread(flaky) as bad,
+        gateway(tmp_path, [workers[0].url, f"{bad}/v1"], routing=routing) as base,
+    ):
+        for n in range(4):
+            client(base).responses.create(model="mock-model", input=f"n{n}", store=False)
+        assert state["hits"] == 1
+        state["healthy"] = True
+        time.sleep(0.4)
+        for n in range(6):
+            client(base).responses.create(model="mock-model", input=f"m{n}", store=False)
+        assert state["hits"] >= 3, "after the probe succeeds the worker is back in the rotation"
