@@ -23,7 +23,7 @@ from corral.storage import NotFound, Store
 TERMINAL_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
 REPLAY_POLL_S = 0.1
 REPLAY_IDLE_LIMIT_S = 600.0
-CANCEL_WAIT_S = 5.0
+CANCEL_WAIT_S = 30.0
 
 
 def _service(request: Request) -> ResponsesService:
