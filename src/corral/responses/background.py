@@ -66,9 +66,7 @@ class BackgroundRunner:
         await persist(ctx, self.store)
 
     def spawn(self, ctx: RequestContext, emitter: Emitter) -> None:
-        task = asyncio.create_task(self.run(ctx, emitter))
-        self.tasks[ctx.response_id] = task
-        task.add_done_callback(lambda _: self.tasks.pop(ctx.response_id, None))
+        self.tasks[ctx.response_id] = asyncio.create_task(self.run(ctx, emitter))
 
     async def run(self, ctx: RequestContext, emitter: Emitter) -> None:
         """The whole background life of one response; cancellable from this or another replica."""
@@ -98,6 +96,8 @@ class BackgroundRunner:
             await emitter.finish()
         finally:
             watcher.cancel()
+            if self.tasks.get(ctx.response_id) is task:
+                del self.tasks[ctx.response_id]
             if recorder is not None:
                 await asyncio.shield(recorder.flush())
 

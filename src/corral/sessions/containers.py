@@ -308,12 +308,22 @@ class ContainerService:
         await self.store.containers.delete_file(tenant, container_id, file_id)
 
     async def list_files(self, tenant: str, container_id: str) -> list[dict[str, Any]]:
-        """Every file in /mnt/data as a registered container file (files copied in by hand included)."""
+        """Every file in /mnt/data as a registered container file; only new or resized files are written."""
         await self.require_live(tenant, container_id)
-        await self._sync_files(tenant, container_id, {})
+        on_disk = await asyncio.to_thread(self._snapshot, container_id)
         files, _ = await self.store.containers.list_files(
             tenant, container_id, after=None, limit=MAX_LISTED_FILES, order="asc"
         )
+        known = {record["path"]: record["bytes"] for record in files}
+        changed = False
+        for relative, (size, _mtime) in sorted(on_disk.items()):
+            if known.get(f"{DATA_ROOT}/{relative}") != size:
+                await self._register(tenant, container_id, relative, size, "user")
+                changed = True
+        if changed:
+            files, _ = await self.store.containers.list_files(
+                tenant, container_id, after=None, limit=MAX_LISTED_FILES, order="asc"
+            )
         return files
 
 
