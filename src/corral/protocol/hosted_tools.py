@@ -7,6 +7,7 @@ import orjson
 
 PYTHON_TOOL = "python"
 SHELL_TOOL = "shell"
+LOCAL_SHELL_TOOL = "local_shell"
 
 
 def format_shell_output(entries: list[dict[str, Any]]) -> str:

@@ -36,7 +36,7 @@ def upstream_tools(ctx: RequestContext) -> list[dict[str, Any]]:
     tools: list[dict[str, Any]] = []
     for tool in ctx.body.tools or []:
         kind = tool.get("type")
-        if kind in ("mcp", "code_interpreter", "shell"):
+        if kind in ("mcp", "code_interpreter", "shell", "local_shell"):
             continue
         tools.append(tool)
     for server_tool in ctx.server_tools:

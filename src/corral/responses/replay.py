@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from corral.protocol.hosted_tools import (
+    LOCAL_SHELL_TOOL,
     PYTHON_TOOL,
     SHELL_TOOL,
     format_code_outputs,
@@ -55,6 +56,14 @@ def to_model_items(items: list[dict[str, Any]], *, hosted_tools: bool) -> list[d
             converted.append(_call(item["call_id"], SHELL_TOOL, orjson.dumps({"commands": commands}).decode()))
         elif kind == "shell_call_output":
             converted.append(_output(item["call_id"], format_shell_output(item.get("output") or [])))
+        elif kind == "local_shell_call":
+            action = item.get("action") or {}
+            arguments = {"command": action.get("command") or []}
+            converted.append(
+                _call(item.get("call_id") or item["id"], LOCAL_SHELL_TOOL, orjson.dumps(arguments).decode())
+            )
+        elif kind == "local_shell_call_output":
+            converted.append(_output(item.get("call_id") or item["id"], str(item.get("output", ""))))
         elif kind in ("mcp_list_tools", "mcp_approval_request", "mcp_approval_response"):
             continue
         else:

@@ -9,7 +9,7 @@ from corral.tools.base import ServerTool
 from corral.tools.code_interpreter import CodeInterpreterTool
 from corral.tools.mcp import McpTool, parse_mcp_tool
 from corral.tools.sandbox_calls import ContainerBinding
-from corral.tools.shell import ClientShellTool, ShellTool
+from corral.tools.shell import ClientShellTool, LegacyLocalShellTool, ShellTool
 
 CONTAINER_FILE_URL = "/v1/containers/{container_id}/files/{file_id}/content"
 
@@ -42,6 +42,8 @@ class ToolRegistry:
             for tool in ctx.body.tools or []
         ):
             tools.append(ClientShellTool())
+        if not ctx.passthrough and any(tool.get("type") == "local_shell" for tool in ctx.body.tools or []):
+            tools.append(LegacyLocalShellTool())
         if self.containers is not None:
             for declared in ctx.stateful_tools:
                 binding = ContainerBinding(self.containers, ctx.tenant, _prepared_container(ctx, declared.kind))

@@ -3,7 +3,7 @@
 from typing import Any
 
 from corral.protocol.events import Emitter
-from corral.protocol.hosted_tools import SHELL_TOOL, format_shell_output
+from corral.protocol.hosted_tools import LOCAL_SHELL_TOOL, SHELL_TOOL, format_shell_output
 from corral.protocol.ids import new_item_id
 from corral.tools.base import ToolCall, ToolOutcome
 from corral.tools.sandbox_calls import ContainerBinding, files_note, parse_arguments
@@ -142,3 +142,56 @@ class ShellTool(_ShellFunction):
         return ToolOutcome(
             items=[shell_call, output_item], model_output=format_shell_output(entries) + files_note(all_files)
         )
+
+
+class LegacyLocalShellTool:
+    """The legacy `local_shell` tool for upstreams that do not know it: the model's call comes back to
+    the client as a `local_shell_call`, whose `local_shell_call_output` continues the chain."""
+
+    def function_tools(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "type": "function",
+                "name": LOCAL_SHELL_TOOL,
+                "description": "Run a command (an argv list) on the user's machine; the user returns its output.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "command": {"type": "array", "items": {"type": "string"}},
+                        "working_directory": {"type": "string"},
+                        "timeout_ms": {"type": "integer"},
+                    },
+                    "required": ["command"],
+                },
+                "strict": False,
+            }
+        ]
+
+    def owns(self, name: str) -> bool:
+        return name == LOCAL_SHELL_TOOL
+
+    async def prepare(self, emitter: Emitter) -> list[dict[str, Any]]:
+        return []
+
+    async def execute(self, call: ToolCall, emitter: Emitter) -> ToolOutcome:
+        arguments = parse_arguments(call.arguments, "command")
+        command = arguments.get("command") or []
+        if isinstance(command, str):
+            command = command.split()
+        item = {
+            "type": "local_shell_call",
+            "id": new_item_id("local_shell_call"),
+            "call_id": call.call_id,
+            "status": "completed",
+            "action": {
+                "type": "exec",
+                "command": [str(part) for part in command],
+                "env": {},
+                "timeout_ms": arguments.get("timeout_ms") if isinstance(arguments.get("timeout_ms"), int) else None,
+                "working_directory": arguments.get("working_directory"),
+                "user": None,
+            },
+        }
+        index = await emitter.add_item({**item, "action": {**item["action"], "command": []}})
+        await emitter.done_item(index, item)
+        return ToolOutcome(items=[item], stop=True)

@@ -27,6 +27,7 @@ import orjson
 
 from corral.protocol.errors import bad_request
 from corral.protocol.hosted_tools import (
+    LOCAL_SHELL_TOOL,
     PYTHON_TOOL,
     SHELL_TOOL,
     format_code_outputs,
@@ -36,7 +37,6 @@ from corral.protocol.hosted_tools import (
 from corral.protocol.ids import new_call_id
 from corral.upstream.chat.content import message_content, text_content, tool_output_text
 
-LOCAL_SHELL_TOOL = "local_shell"
 _CALLS = frozenset(("function_call", "mcp_call", "code_interpreter_call", "shell_call", "local_shell_call"))
 _RESULTS = {
     "function_call_output": "function call output",
