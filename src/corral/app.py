@@ -19,6 +19,7 @@ from corral.api.http import error_response, handle_api_error
 from corral.api.metrics import MetricsMiddleware
 from corral.api.quotas import QuotaGate
 from corral.api.request_ids import configure_logging
+from corral.api.streaming import drain_detached
 from corral.config import Settings
 from corral.protocol.errors import APIError
 from corral.responses.background import BackgroundRunner
@@ -32,6 +33,7 @@ from corral.upstream.client import new_http_session
 from corral.upstream.registry import UpstreamRegistry
 
 log = logging.getLogger("corral")
+SHUTDOWN_DRAIN_S = 30.0
 
 
 async def handle_http_error(request: Request, exc: Exception) -> Response:
@@ -95,6 +97,7 @@ def build_app(settings: Settings) -> Starlette:
             app.state.ready = False
             if health is not None:
                 health.cancel()
+            await drain_detached(SHUTDOWN_DRAIN_S)
             await app.state.background.shutdown()
             if container_service is not None:
                 await container_service.aclose()

@@ -51,3 +51,14 @@ def _status(client, response_id: str) -> str | None:  # type: ignore[no-untyped-
         return client.responses.retrieve(response_id).status
     except Exception:
         return None
+
+
+def test_shutdown_lets_a_detached_stored_stream_finish(mock: MockUpstream, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import start_gateway
+
+    with start_gateway(mock, tmp_path) as first:
+        response_id = read_a_few_events_then_leave(first, store=True)
+    with start_gateway(mock, tmp_path) as second:
+        stored = second.client().responses.retrieve(response_id)
+    assert stored.status == "completed"
+    assert stored.output_text.endswith("w39")

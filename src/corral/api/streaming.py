@@ -64,3 +64,15 @@ async def stream_events(
                     task.cancel()
 
     return StreamingResponse(frames(), media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)
+
+
+async def drain_detached(timeout_s: float) -> None:
+    """On shutdown, let stored responses whose clients left finish (and be persisted), within a deadline."""
+    pending = list(_detached)
+    if not pending:
+        return
+    _, still = await asyncio.wait(pending, timeout=timeout_s)
+    for task in still:
+        task.cancel()
+    if still:
+        log.warning("shutdown: %d detached response(s) did not finish in %.0f s", len(still), timeout_s)
