@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from corral.storage.engine import Locks
 from corral.storage.errors import NotFound
+from corral.storage.group_commit import GroupCommit
 from corral.storage.pagination import item_page
 from corral.storage.schema import INPUT, OUTPUT, response_events, response_items, responses
 
@@ -15,6 +16,7 @@ class ResponseStore:
     def __init__(self, engine: AsyncEngine, locks: Locks) -> None:
         self.engine = engine
         self.locks = locks
+        self.group = GroupCommit(engine, locks)
 
     async def save(
         self,
@@ -27,7 +29,7 @@ class ResponseStore:
     ) -> None:
         """Insert, or replace the response object and its output; input items are written once.
 
-        The common case (a new response) costs one insert per table; the replace path runs only
+        The common case (a new response) goes through the group commit; the replace path runs only
         when the insert meets an existing id.
         """
         response_id = response["id"]
@@ -48,27 +50,20 @@ class ResponseStore:
             {"response_id": response_id, "part": INPUT, "position": n, "item_id": item.get("id"), "item": item}
             for n, item in enumerate(input_items)
         ]
-        async with self.locks.writing():
-            try:
-                async with self.engine.begin() as connection:
-                    await connection.execute(responses.insert().values(id=response_id, **row))
-                    if inputs or outputs:
-                        await connection.execute(response_items.insert(), inputs + outputs)
-                return
-            except sa.exc.IntegrityError:
-                pass
-            async with self.engine.begin() as connection:
-                owner = await connection.scalar(sa.select(responses.c.tenant).where(responses.c.id == response_id))
-                if owner != tenant:
-                    raise NotFound(response_id)
-                await connection.execute(responses.update().where(responses.c.id == response_id).values(**row))
-                await connection.execute(
-                    response_items.delete().where(
-                        response_items.c.response_id == response_id, response_items.c.part == OUTPUT
-                    )
+        if await self.group.insert({"id": response_id, **row}, inputs + outputs):
+            return
+        async with self.locks.writing(), self.engine.begin() as connection:
+            owner = await connection.scalar(sa.select(responses.c.tenant).where(responses.c.id == response_id))
+            if owner != tenant:
+                raise NotFound(response_id)
+            await connection.execute(responses.update().where(responses.c.id == response_id).values(**row))
+            await connection.execute(
+                response_items.delete().where(
+                    response_items.c.response_id == response_id, response_items.c.part == OUTPUT
                 )
-                if outputs:
-                    await connection.execute(response_items.insert(), outputs)
+            )
+            if outputs:
+                await connection.execute(response_items.insert(), outputs)
 
     async def get(self, tenant: str, response_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as connection:
