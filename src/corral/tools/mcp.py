@@ -1,5 +1,4 @@
-"""MCP tools for the engine: OpenAI's `mcp` tool declarations, `mcp_list_tools`, `mcp_call` and
-`mcp_approval_request` items.
+"""MCP tools for the engine: OpenAI's `mcp_list_tools`, `mcp_call` and `mcp_approval_request` items.
 
 A request declares MCP servers as tools (`{"type": "mcp", "server_label", "server_url", …}`), or
 names a server the operator configured (`{"type": "mcp", "server_label": "X"}` with no
@@ -7,18 +6,9 @@ names a server the operator configured (`{"type": "mcp", "server_label": "X"}` w
 replayed history is reused), offers the allowed ones to the model as function tools, runs the
 calls the model makes, and asks for the client's approval first where `require_approval` says so.
 
-Everything above the `McpTool` class is pure (no I/O) except `execute_calls`; transport, sessions
-and the tool-list cache live in `corral.tools.mcp_client`.
-
-Transport choice for a request's `server_url`: a URL whose path ends in `/sse` (a trailing slash
-ignored) is an HTTP+SSE server (the 2024-11 transport); any other URL is Streamable HTTP.
-Operator-configured servers state their transport (`streamable_http`, `sse` or `stdio`).
-
-Filters (`allowed_tools`, and the `always` / `never` parts of `require_approval`) follow OpenAI's
-`McpToolFilter`: `{tool_names?: [...], read_only?: bool}`, every given criterion must hold; a tool
-is read-only when the server annotates it `readOnlyHint: true`. `require_approval` as an object:
-a tool matching `always` needs approval (`always` wins when both match), else one matching `never`
-does not; a tool matching neither needs approval unless only `always` was given.
+Everything above the `McpTool` class is pure (no I/O) except `execute_calls`. Declarations,
+transports and filters are `corral.tools.mcp_declarations`; transport, sessions and the tool-list
+cache live in `corral.tools.mcp_client`.
 """
 
 import asyncio
