@@ -120,6 +120,8 @@ class SandboxSettings(BaseModel):
     max_containers: int = 32
     default_expiry_minutes: int = 20
     execution_timeout_s: float = 60.0
+    disk_mb: int = Field(default=1024, description="Each container's own disk (allocated in full); 0: no disk quota.")
+    disk_reserve_mb: int = Field(default=1024, description="Free space a new container's disk must leave on the host.")
 
 
 class Settings(BaseModel):

@@ -8,6 +8,7 @@ import pytest
 import pytest_asyncio
 
 from corral.sessions.backends.local import LocalSandboxBackend
+from tests.fixtures.sandboxes import TEST_DISK_MB
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.asyncio(loop_scope="session")]
 
@@ -15,13 +16,22 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.asyncio(loop_scope="session")]
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def backend(sandbox_python: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalSandboxBackend]:
     backend = LocalSandboxBackend(
-        tmp_path_factory.mktemp("isolation"), python=sandbox_python, warm_pool_size=0, output_limit=4096, pids_limit=64
+        tmp_path_factory.mktemp("isolation"),
+        python=sandbox_python,
+        warm_pool_size=0,
+        output_limit=4096,
+        pids_limit=64,
+        disk_mb=TEST_DISK_MB,
     )
     await backend.start()
     await backend.create("cntr_a")
     await backend.create("cntr_b")
     yield backend
     await backend.aclose()
+
+
+async def _single(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 async def still_serving(backend: LocalSandboxBackend) -> None:
@@ -66,8 +76,8 @@ async def test_host_paths_are_invisible(backend: LocalSandboxBackend, path: str)
 
 
 async def test_gateway_data_dir_and_other_containers_are_invisible(backend: LocalSandboxBackend) -> None:
-    secret = backend.files_dir("cntr_b") / "secret.txt"
-    secret.write_text("b's secret")
+    await backend.write_file("cntr_b", "secret.txt", _single(b"b's secret"))
+    secret = backend.base / "cntr_b" / "data" / "secret.txt"
     result = await backend.run_shell(
         "cntr_a", f"cat {secret}; ls /mnt/data; find / -name secret.txt 2>/dev/null | head", timeout_s=30
     )
@@ -128,11 +138,10 @@ async def test_stop_keeps_files_and_a_new_backend_brings_the_container_back(
     await backend.create("cntr_keep")
     await backend.run_shell("cntr_keep", "echo persisted > kept.txt", timeout_s=10)
     await backend.stop("cntr_keep")
-    assert (backend.files_dir("cntr_keep") / "kept.txt").exists()
-    restarted = LocalSandboxBackend(backend.base.parent, python=sandbox_python, warm_pool_size=0)
+    restarted = LocalSandboxBackend(backend.base.parent, python=sandbox_python, warm_pool_size=0, disk_mb=TEST_DISK_MB)
     await restarted.ensure_running("cntr_keep")
     result = await restarted.run_shell("cntr_keep", "cat kept.txt", timeout_s=10)
     assert result.stdout.strip() == "persisted"
     await restarted.destroy("cntr_keep")
-    assert not backend.files_dir("cntr_keep").exists()
+    assert not (backend.base / "cntr_keep").exists()
     await restarted.aclose()

@@ -1,10 +1,11 @@
 """/v1/containers routes (OpenAI's Containers API and container files)."""
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from corral.api.http import JSONResponse, page, query_int, query_order, read_json
@@ -14,6 +15,7 @@ from corral.protocol.validation import json_type_name
 from corral.sessions.containers import ContainerService, container_not_found, container_object, file_object
 
 MAX_EXPIRY_MINUTES = 7 * 24 * 60
+UPLOAD_CHUNK = 1024 * 1024
 
 
 def _service(request: Request) -> ContainerService:
@@ -142,9 +144,13 @@ async def create_file(request: Request) -> Response:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise bad_request("Missing required parameter: 'file'.", param="file", code="missing_required_parameter")
-        data = await upload.read()
-        record = await service.upload(tenant_of(request), container_id, upload.filename or "upload", data)
+        record = await service.upload(tenant_of(request), container_id, upload.filename or "upload", _chunks(upload))
     return JSONResponse(file_object(record))
+
+
+async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(UPLOAD_CHUNK):
+        yield chunk
 
 
 async def list_files(request: Request) -> Response:
@@ -170,11 +176,10 @@ async def retrieve_file(request: Request) -> Response:
 async def file_content(request: Request) -> Response:
     params = request.path_params
     service = _service(request)
-    record = await service.file(tenant_of(request), params["container_id"], params["file_id"])
-    path = service.host_path(params["container_id"], record)
-    if not path.is_file():
-        raise not_found(f"File with id '{params['file_id']}' has no content any more.")
-    return FileResponse(path, media_type="application/octet-stream")
+    content = await service.content(tenant_of(request), params["container_id"], params["file_id"])
+    return StreamingResponse(
+        content.chunks, media_type="application/octet-stream", headers={"content-length": str(content.size)}
+    )
 
 
 async def delete_file(request: Request) -> Response:

@@ -8,16 +8,23 @@ container idle past its expiry is stopped (files kept on disk until deletion) an
 
 import asyncio
 import logging
-import os
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 from corral.config import QuotaSettings
 from corral.protocol.errors import APIError, bad_request, not_found, rate_limited
 from corral.protocol.ids import new_id
-from corral.sessions.backends.base import PythonResult, SandboxBackend, SandboxError, ShellResult
+from corral.sessions.backends.base import (
+    MAX_PATH_CHARS,
+    FileContent,
+    FileListing,
+    PythonResult,
+    SandboxBackend,
+    SandboxError,
+    SandboxFileError,
+    ShellResult,
+)
 from corral.storage import Store
 
 log = logging.getLogger(__name__)
@@ -71,9 +78,10 @@ def safe_relative(filename: str) -> str:
     """A name under /mnt/data that cannot escape it."""
     name = filename.replace("\\", "/").removeprefix(DATA_ROOT + "/").lstrip("/")
     parts = [part for part in name.split("/") if part not in ("", ".", "..")]
-    if not parts:
-        raise bad_request("Invalid file name.", param="file")
-    return "/".join(parts)
+    relative = "/".join(parts)
+    if not parts or "\x00" in relative or len(relative) > MAX_PATH_CHARS:
+        raise bad_request(f"Invalid file name: at most {MAX_PATH_CHARS} characters, no NUL.", param="file")
+    return relative
 
 
 class ContainerService:
@@ -214,9 +222,10 @@ class ContainerService:
     async def run_python(self, tenant: str, container_id: str, code: str) -> tuple[PythonResult, list[dict[str, Any]]]:
         """Run code; returns the result and the container files it created or changed."""
         await self._ready(tenant, container_id)
-        before = await asyncio.to_thread(self._snapshot, container_id)
+        before = await self.backend.list_files(container_id)
         result = await self.backend.run_python(container_id, code, timeout_s=self.execution_timeout_s)
-        changed = await self._sync_files(tenant, container_id, before)
+        changed, note = await self._sync_files(tenant, container_id, before)
+        result.stderr += note
         await self.store.containers.touch(tenant, container_id, self.now())
         return result, changed
 
@@ -230,41 +239,33 @@ class ContainerService:
         max_output_length: int | None,
     ) -> tuple[ShellResult, list[dict[str, Any]]]:
         await self._ready(tenant, container_id)
-        before = await asyncio.to_thread(self._snapshot, container_id)
+        before = await self.backend.list_files(container_id)
         result = await self.backend.run_shell(
             container_id,
             command,
             timeout_s=min(timeout_s or self.execution_timeout_s, self.execution_timeout_s),
             max_output_length=max_output_length,
         )
-        changed = await self._sync_files(tenant, container_id, before)
+        changed, note = await self._sync_files(tenant, container_id, before)
+        result.stderr += note
         await self.store.containers.touch(tenant, container_id, self.now())
         return result, changed
 
-    def _snapshot(self, container_id: str) -> dict[str, tuple[int, int]]:
-        root = self.backend.files_dir(container_id)
-        snapshot: dict[str, tuple[int, int]] = {}
-        for directory, _dirs, names in os.walk(root):
-            for name in names:
-                path = Path(directory, name)
-                try:
-                    stat = path.stat()
-                except OSError:
-                    continue
-                snapshot[str(path.relative_to(root))] = (stat.st_size, stat.st_mtime_ns)
-        return snapshot
-
     async def _sync_files(
-        self, tenant: str, container_id: str, before: dict[str, tuple[int, int]]
-    ) -> list[dict[str, Any]]:
-        """Register files the code created or changed as container files (source `assistant`)."""
-        after = await asyncio.to_thread(self._snapshot, container_id)
+        self, tenant: str, container_id: str, before: FileListing
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Register files the code created or changed as container files (source `assistant`); the
+        note names what the call left that cannot be a container file (links, bad names)."""
+        after = await self.backend.list_files(container_id)
+        known = {entry.path: entry for entry in before.files}
         changed = []
-        for relative, (size, _mtime) in sorted(after.items()):
-            if before.get(relative) == after[relative]:
+        for entry in after.files:
+            if known.get(entry.path) == entry:
                 continue
-            changed.append(await self._register(tenant, container_id, relative, size, "assistant"))
-        return changed
+            changed.append(await self._register(tenant, container_id, entry.path, entry.size, "assistant"))
+        skipped = [reason for reason in after.skipped if reason not in before.skipped]
+        note = "\n[not container files: " + "; ".join(skipped) + "]" if skipped else ""
+        return changed, note
 
     async def _register(self, tenant: str, container_id: str, relative: str, size: int, source: str) -> dict[str, Any]:
         path = f"{DATA_ROOT}/{relative}"
@@ -280,17 +281,23 @@ class ContainerService:
         }
         return await self.store.containers.add_file(tenant, container_id, record)
 
-    async def upload(self, tenant: str, container_id: str, filename: str, data: bytes) -> dict[str, Any]:
-        await self.require_live(tenant, container_id)
-        limits = self.limits_for(tenant) if self.limits_for else None
-        if limits and limits.container_storage_mb is not None:
-            used = await self.store.containers.storage_bytes(tenant)
-            if used + len(data) > limits.container_storage_mb * 1024 * 1024:
-                raise rate_limited(f"Container storage quota reached: {limits.container_storage_mb} MB.", 60)
+    async def upload(
+        self, tenant: str, container_id: str, filename: str, chunks: AsyncIterable[bytes]
+    ) -> dict[str, Any]:
+        """Stream a file into /mnt/data; over the tenant's storage quota, nothing is kept."""
         relative = safe_relative(filename)
-        target = self.backend.files_dir(container_id) / relative
-        await asyncio.to_thread(_write_file, target, data)
-        return await self._register(tenant, container_id, relative, len(data), "user")
+        await self._ready(tenant, container_id)
+        limits = self.limits_for(tenant) if self.limits_for else None
+        budget: int | None = None
+        if limits and limits.container_storage_mb is not None:
+            budget = limits.container_storage_mb * 1024 * 1024 - await self.store.containers.storage_bytes(tenant)
+        try:
+            size = await self.backend.write_file(container_id, relative, _within(chunks, budget, limits))
+        except SandboxFileError as exc:
+            raise bad_request(f"Cannot write '{relative}': {exc}", param="file") from exc
+        except OSError as exc:
+            raise bad_request(f"Cannot write '{relative}': {exc.strerror}.", param="file") from exc
+        return await self._register(tenant, container_id, relative, size, "user")
 
     async def file(self, tenant: str, container_id: str, file_id: str) -> dict[str, Any]:
         await self.require_live(tenant, container_id)
@@ -299,26 +306,36 @@ class ContainerService:
             raise not_found(f"File with id '{file_id}' not found.")
         return record
 
-    def host_path(self, container_id: str, record: dict[str, Any]) -> Path:
-        return self.backend.files_dir(container_id) / safe_relative(record["path"])
+    async def content(self, tenant: str, container_id: str, file_id: str) -> FileContent:
+        """The file's bytes, read from the container as they are now; a link there is never followed."""
+        record = await self.file(tenant, container_id, file_id)
+        await self._ready(tenant, container_id)
+        try:
+            return await self.backend.read_file(container_id, safe_relative(record["path"]))
+        except FileNotFoundError:
+            raise not_found(f"File with id '{file_id}' has no content any more.") from None
 
     async def delete_file(self, tenant: str, container_id: str, file_id: str) -> None:
         record = await self.file(tenant, container_id, file_id)
-        await asyncio.to_thread(_unlink, self.host_path(container_id, record))
+        await self._ready(tenant, container_id)
+        try:
+            await self.backend.delete_file(container_id, safe_relative(record["path"]))
+        except SandboxFileError as exc:
+            raise bad_request(f"Cannot delete '{record['path']}': {exc}") from exc
         await self.store.containers.delete_file(tenant, container_id, file_id)
 
     async def list_files(self, tenant: str, container_id: str) -> list[dict[str, Any]]:
         """Every file in /mnt/data as a registered container file; only new or resized files are written."""
-        await self.require_live(tenant, container_id)
-        on_disk = await asyncio.to_thread(self._snapshot, container_id)
+        await self._ready(tenant, container_id)
+        on_disk = await self.backend.list_files(container_id)
         files, _ = await self.store.containers.list_files(
             tenant, container_id, after=None, limit=MAX_LISTED_FILES, order="asc"
         )
         known = {record["path"]: record["bytes"] for record in files}
         changed = False
-        for relative, (size, _mtime) in sorted(on_disk.items()):
-            if known.get(f"{DATA_ROOT}/{relative}") != size:
-                await self._register(tenant, container_id, relative, size, "user")
+        for entry in on_disk.files:
+            if known.get(f"{DATA_ROOT}/{entry.path}") != entry.size:
+                await self._register(tenant, container_id, entry.path, entry.size, "user")
                 changed = True
         if changed:
             files, _ = await self.store.containers.list_files(
@@ -327,11 +344,14 @@ class ContainerService:
         return files
 
 
-def _write_file(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    target.chmod(0o666)
-
-
-def _unlink(path: Path) -> None:
-    path.unlink(missing_ok=True)
+async def _within(
+    chunks: AsyncIterable[bytes], budget: int | None, limits: QuotaSettings | None
+) -> AsyncIterator[bytes]:
+    """The chunks, stopping with a 429 once they exceed the tenant's remaining storage."""
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+        if budget is not None and total > budget:
+            assert limits is not None
+            raise rate_limited(f"Container storage quota reached: {limits.container_storage_mb} MB.", 60)
+        yield chunk

@@ -1,7 +1,11 @@
-"""The sandbox backend interface the container service runs containers on."""
+"""The sandbox backend interface the container service runs containers on.
 
+No host path crosses it: files go in and out as names relative to /mnt/data and as byte streams,
+so a backend may run containers in this process or on another host.
+"""
+
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -12,8 +16,12 @@ class PythonResult:
     error: dict[str, Any] | None = None
     display: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
+    image_data: list[bytes] = field(default_factory=list)
     timed_out: bool = False
     truncated: bool = False
+    status: str = "ok"
+    """How the execution ended: "ok", "error" (the code raised), "aborted" (the kernel refused to run
+    it: it did not run), "interrupted" (cancelled), "timed_out"."""
 
 
 @dataclass
@@ -23,6 +31,40 @@ class ShellResult:
     exit_code: int | None = None
     timed_out: bool = False
     truncated: bool = False
+
+
+MAX_PATH_CHARS = 900
+"""The longest path under /mnt/data a container file may have (longer names are skipped as data)."""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A regular file in /mnt/data: its path relative to /mnt/data, size and modification time."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class FileListing:
+    """The files of a container; `skipped` says what was left out and why (links, names that are not
+    UTF-8 or too long, more files than listed)."""
+
+    files: list[FileEntry] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FileContent:
+    """An open container file: its size, and its bytes as a stream (closed when the stream ends)."""
+
+    size: int
+    chunks: AsyncIterator[bytes]
+
+
+class SandboxFileError(Exception):
+    """A file name the container cannot hold (a directory, a path through a link or a non-directory)."""
 
 
 class SandboxError(Exception):
@@ -58,8 +100,18 @@ class SandboxBackend(Protocol):
         self, container_id: str, command: str, *, timeout_s: float, max_output_length: int | None = None
     ) -> ShellResult: ...
 
-    def files_dir(self, container_id: str) -> Path:
-        """The host directory that is /mnt/data inside the container."""
+    async def list_files(self, container_id: str) -> FileListing: ...
+
+    async def read_file(self, container_id: str, path: str) -> FileContent:
+        """FileNotFoundError unless `path` is a regular file (a link is never followed)."""
+        ...
+
+    async def write_file(self, container_id: str, path: str, chunks: AsyncIterable[bytes]) -> int:
+        """Create or replace `path` (a link there is replaced, never written through); returns its size."""
+        ...
+
+    async def delete_file(self, container_id: str, path: str) -> bool:
+        """Remove the entry itself; False if there was none."""
         ...
 
     async def stop(self, container_id: str) -> None:

@@ -1,35 +1,44 @@
 """LocalSandboxBackend: containers as bubblewrap sandboxes on this host.
 
-Layout: `<data_dir>/containers/<id>/data` is /mnt/data and `<id>/run` holds the kernel's IPC
-sockets. A warm pool keeps sandboxes with a started kernel ready in `.pool-*` directories; a new
-container takes one by renaming its directory (bind mounts follow the inode).
+Layout: `<data_dir>/containers/<id>/` is root's (mode 0711); in it `disk.img` is the container's own
+filesystem, loop-mounted on `data`, which is /mnt/data inside; the kernel's IPC sockets live in a
+run directory under a short path. Each container runs as a uid of its own. A warm pool keeps
+sandboxes with a started kernel ready in `.pool-*` directories; a new container takes one by
+renaming its directory (mounts follow it). Container files are only ever touched through
+`files` (descriptor-relative, no-follow).
 """
 
 import asyncio
 import logging
 import os
-import pwd
-import secrets
+import random
 import shutil
 import socket
 import tempfile
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral.sessions.backends.base import (
+    FileContent,
+    FileListing,
     PythonResult,
     SandboxCapacityError,
     SandboxUnavailableError,
     ShellResult,
 )
+from corral.sessions.backends.local import files
 from corral.sessions.backends.local.bwrap import SandboxIdentity
+from corral.sessions.backends.local.disk import DATA_DIR, ContainerDisks
 from corral.sessions.backends.local.kernel import KernelDied, KernelSession
 from corral.sessions.backends.local.limits import CgroupSet, LimitEnforcer, Limits, parse_memory
+from corral.sessions.backends.local.process import new_run_dir, reap_leftovers
 from corral.sessions.backends.local.shell import ShellSession
 
 log = logging.getLogger(__name__)
 
-SANDBOX_USER = "corral-sandbox"
+UID_BASE = 1_800_000_000
+UID_SPAN = 1_000_000
 POOL_MEMORY = "1g"
 POOL_PREFIX = ".pool-"
 RECOVERED = "\n[the container hit its process limit: all its processes were killed and restarted; files are kept]"
@@ -47,13 +56,20 @@ class Sandbox:
     run: Path
     memory_limit: str
     cgroups: CgroupSet
+    identity: SandboxIdentity
     kernel: KernelSession | None = None
     shell: ShellSession | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def data(self) -> Path:
-        return self.root / "data"
+        return self.root / DATA_DIR
+
+    @property
+    def owner(self) -> files.Owner:
+        if os.getuid() != 0:
+            return files.Owner()
+        return files.Owner(self.identity.uid, self.identity.gid)
 
 
 class LocalSandboxBackend:
@@ -68,6 +84,8 @@ class LocalSandboxBackend:
         max_containers: int = 32,
         output_limit: int = 65536,
         pids_limit: int = 256,
+        disk_mb: int = 1024,
+        disk_reserve_mb: int = 1024,
     ) -> None:
         if shutil.which("bwrap") is None:
             raise SandboxUnavailableError("bubblewrap (bwrap) is not installed")
@@ -78,7 +96,8 @@ class LocalSandboxBackend:
         self.output_limit = output_limit
         self.pids_limit = pids_limit
         self.location = f"local:{socket.gethostname()}"
-        self.identity = SandboxIdentity(os.getuid(), os.getgid())
+        self.disks = ContainerDisks(disk_mb * 1024 * 1024, reserve_bytes=disk_reserve_mb * 1024 * 1024)
+        self.uids: set[int] = set()
         self.limits: LimitEnforcer | None = None
         self.sandboxes: dict[str, Sandbox] = {}
         self.pool: list[Sandbox] = []
@@ -92,10 +111,11 @@ class LocalSandboxBackend:
         self._started = True
         self.base.mkdir(parents=True, exist_ok=True)
         for leftover in self.base.glob(POOL_PREFIX + "*"):
+            await self.disks.unmount(leftover)
             await asyncio.to_thread(shutil.rmtree, leftover, True)
-        if os.getuid() == 0:
-            self.identity = await _sandbox_identity()
+        log.info("sandbox disks: %s", await self.disks.probe(self.base))
         self.limits = await asyncio.to_thread(LimitEnforcer)
+        await asyncio.to_thread(reap_leftovers, RUN_BASE, self.limits)
         await self._probe()
         self._schedule_refill()
 
@@ -106,28 +126,53 @@ class LocalSandboxBackend:
             result = await self._shell(sandbox).run("echo ok", timeout_s=30, max_output=100)
         finally:
             await self._stop_sandbox(sandbox)
-            await asyncio.to_thread(shutil.rmtree, probe, True)
+            await self._remove(probe)
         if result.stdout.strip() != "ok":
             raise SandboxUnavailableError(f"bubblewrap sandboxes do not run on this host: {result.stderr.strip()}")
 
-    def files_dir(self, container_id: str) -> Path:
-        return self.base / container_id / "data"
+    def _allocate_identity(self, wanted: int | None = None) -> SandboxIdentity:
+        """A uid (and gid) no other container of this gateway runs as; `wanted` if it is free."""
+        if os.getuid() != 0:
+            return SandboxIdentity(os.getuid(), os.getgid())
+        uid = wanted
+        while uid is None or uid in self.uids or not UID_BASE <= uid < UID_BASE + UID_SPAN:
+            uid = UID_BASE + random.randrange(UID_SPAN)
+        self.uids.add(uid)
+        return SandboxIdentity(uid, uid)
 
     async def _new_sandbox(self, root: Path, memory_limit: str, *, start_kernel: bool) -> Sandbox:
+        """Start a sandbox on `root`, making its disk if it has none yet, else taking back its files
+        (under the uid that owns them when it is free, else a new one that they are given to)."""
         assert self.limits is not None
-        run = RUN_BASE / secrets.token_hex(6)
-        await asyncio.to_thread(_prepare_dirs, root, run, self.identity)
-        cgroups = await asyncio.to_thread(
-            self.limits.create, run.name, Limits(parse_memory(memory_limit), pids=self.pids_limit)
-        )
-        sandbox = Sandbox(root, run, memory_limit, cgroups)
+        existing = await asyncio.to_thread((root / DATA_DIR).exists)
+        if existing:
+            await self.disks.ensure_mounted(root)
+            owner_uid = (await asyncio.to_thread(os.stat, root / DATA_DIR)).st_uid
+            identity = self._allocate_identity(owner_uid)
+        else:
+            identity = self._allocate_identity()
+        run = await asyncio.to_thread(new_run_dir, RUN_BASE)
+        try:
+            await asyncio.to_thread(_prepare_dirs, root, run, identity)
+            if not existing:
+                await self.disks.create(root, uid=identity.uid, gid=identity.gid)
+                await asyncio.to_thread(_remove_lost_found, root / DATA_DIR)
+            sandbox = Sandbox(root, run, memory_limit, CgroupSet(), identity)
+            if existing and owner_uid != identity.uid:
+                await asyncio.to_thread(files.chown_tree, sandbox.data, sandbox.owner)
+            sandbox.cgroups = await asyncio.to_thread(
+                self.limits.create, run.name, Limits(parse_memory(memory_limit), pids=self.pids_limit)
+            )
+        except BaseException:
+            self.uids.discard(identity.uid)
+            raise
         if start_kernel:
             await self._kernel(sandbox)
         return sandbox
 
     def _kernel_session(self, sandbox: Sandbox) -> KernelSession:
         return KernelSession(
-            sandbox.data, sandbox.run, python=self.python, identity=self.identity, cgroups=sandbox.cgroups
+            sandbox.data, sandbox.run, python=self.python, identity=sandbox.identity, cgroups=sandbox.cgroups
         )
 
     async def _kernel(self, sandbox: Sandbox) -> KernelSession:
@@ -141,7 +186,7 @@ class LocalSandboxBackend:
     def _shell(self, sandbox: Sandbox) -> ShellSession:
         if sandbox.shell is None:
             sandbox.shell = ShellSession(
-                sandbox.data, sandbox.run, python=self.python, identity=self.identity, cgroups=sandbox.cgroups
+                sandbox.data, sandbox.run, python=self.python, identity=sandbox.identity, cgroups=sandbox.cgroups
             )
         return sandbox.shell
 
@@ -191,6 +236,9 @@ class LocalSandboxBackend:
     async def is_running(self, container_id: str) -> bool:
         return container_id in self.sandboxes
 
+    def _data(self, container_id: str) -> Path:
+        return self._get(container_id).data
+
     def _get(self, container_id: str) -> Sandbox:
         sandbox = self.sandboxes.get(container_id)
         if sandbox is None:
@@ -203,6 +251,7 @@ class LocalSandboxBackend:
             try:
                 kernel = await self._kernel(sandbox)
                 result = await kernel.execute(code, timeout_s=timeout_s, output_limit=self.output_limit)
+                await self._save_images(sandbox, result)
                 if await self._recover_if_saturated(sandbox):
                     result.stderr += RECOVERED
                 return result
@@ -226,6 +275,37 @@ class LocalSandboxBackend:
             result.stderr += RECOVERED
         return result
 
+    async def _save_images(self, sandbox: Sandbox, result: PythonResult) -> None:
+        for data in result.image_data:
+            try:
+                name = await asyncio.to_thread(files.create_new, sandbox.data, "image", ".png", data, sandbox.owner)
+            except OSError as exc:
+                result.stderr += f"\n[an image could not be saved in /mnt/data: {exc.strerror}]"
+                continue
+            result.images.append(name)
+        result.image_data = []
+
+    async def list_files(self, container_id: str) -> FileListing:
+        return await asyncio.to_thread(files.list_files, self._data(container_id))
+
+    async def read_file(self, container_id: str, path: str) -> FileContent:
+        fd, size = await asyncio.to_thread(files.open_regular, self._data(container_id), path)
+        return FileContent(size, _chunks(fd, size))
+
+    async def write_file(self, container_id: str, path: str, chunks: AsyncIterable[bytes]) -> int:
+        sandbox = self._get(container_id)
+        writer = await asyncio.to_thread(files.Writer, sandbox.data, path, sandbox.owner)
+        try:
+            async for chunk in chunks:
+                await asyncio.to_thread(writer.write, chunk)
+        except BaseException:
+            await asyncio.to_thread(writer.abort)
+            raise
+        return await asyncio.to_thread(writer.commit)
+
+    async def delete_file(self, container_id: str, path: str) -> bool:
+        return await asyncio.to_thread(files.delete, self._data(container_id), path)
+
     async def _recover_if_saturated(self, sandbox: Sandbox) -> bool:
         """A container whose process limit is exhausted (a fork bomb) gets all its processes killed."""
         if not await asyncio.to_thread(sandbox.cgroups.saturated):
@@ -244,6 +324,13 @@ class LocalSandboxBackend:
         sandbox.kernel = sandbox.shell = None
         await asyncio.to_thread(sandbox.cgroups.remove)
         await asyncio.to_thread(shutil.rmtree, sandbox.run, True)
+        await self.disks.unmount(sandbox.root)
+        self.uids.discard(sandbox.identity.uid)
+
+    async def _remove(self, root: Path) -> None:
+        """Delete a container's directory; its disk is unmounted first so nothing outside is reached."""
+        await self.disks.unmount(root)
+        await asyncio.to_thread(shutil.rmtree, root, True)
 
     async def stop(self, container_id: str) -> None:
         sandbox = self.sandboxes.pop(container_id, None)
@@ -252,7 +339,7 @@ class LocalSandboxBackend:
 
     async def destroy(self, container_id: str) -> None:
         await self.stop(container_id)
-        await asyncio.to_thread(shutil.rmtree, self.base / container_id, True)
+        await self._remove(self.base / container_id)
 
     async def aclose(self) -> None:
         if self._refill is not None:
@@ -261,31 +348,37 @@ class LocalSandboxBackend:
             await self.stop(container_id)
         for sandbox in self.pool:
             await self._stop_sandbox(sandbox)
-            await asyncio.to_thread(shutil.rmtree, sandbox.root, True)
+            await self._remove(sandbox.root)
         self.pool.clear()
 
 
 def _prepare_dirs(root: Path, run: Path, identity: SandboxIdentity) -> None:
+    """The container's directory is root's and only traversable; /mnt/data and the run directory
+    are the container's uid's."""
     RUN_BASE.mkdir(mode=0o711, exist_ok=True)
-    for directory in (root / "data", run):
-        directory.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o711)
+    for directory in (root / DATA_DIR, run):
+        directory.mkdir(exist_ok=True)
         if os.getuid() == 0:
             os.chown(directory, identity.uid, identity.gid)
-        directory.chmod(0o770 if directory == run else 0o777)
-    root.chmod(0o711)
+        directory.chmod(0o700 if directory == run else 0o755)
 
 
-async def _sandbox_identity() -> SandboxIdentity:
+def _remove_lost_found(data: Path) -> None:
+    """A fresh ext4 disk has an empty `lost+found` that is no file of the container's."""
     try:
-        entry = pwd.getpwnam(SANDBOX_USER)
-    except KeyError:
-        process = await asyncio.create_subprocess_exec(
-            "useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-            "--shell", "/usr/sbin/nologin", SANDBOX_USER,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        _, error = await process.communicate()
-        if process.returncode not in (0, 9):
-            raise SandboxUnavailableError(f"could not create the sandbox user: {error.decode().strip()}") from None
-        entry = pwd.getpwnam(SANDBOX_USER)
-    return SandboxIdentity(entry.pw_uid, entry.pw_gid)
+        (data / "lost+found").rmdir()
+    except OSError:
+        pass
+
+
+async def _chunks(fd: int, size: int) -> AsyncIterator[bytes]:
+    """At most `size` bytes (the size announced to the client), however the file changes meanwhile."""
+    left = size
+    try:
+        while left > 0 and (chunk := await asyncio.to_thread(files.read_chunk, fd, min(left, files.CHUNK))):
+            left -= len(chunk)
+            yield chunk
+    finally:
+        os.close(fd)
