@@ -10,8 +10,9 @@ import openai
 import pytest
 
 from corral.app import build_app
-from corral.config import Settings, UpstreamSettings
+from corral.config import SandboxSettings, Settings, UpstreamSettings
 from corral.mock_upstream.app import build_app as build_mock_app
+from tests.fixtures.sandboxes import TEST_DISK_MB
 from tests.support.mock import MockUpstream
 from tests.support.servers import serve_in_thread
 
@@ -40,6 +41,7 @@ class Gateway:
 
 @contextmanager
 def start_gateway(mock: MockUpstream, data_dir: Path, *, api: str = "responses", **settings: Any) -> Iterator[Gateway]:
+    settings.setdefault("sandbox", SandboxSettings(disk_mb=TEST_DISK_MB))
     config = Settings(
         data_dir=data_dir,
         upstreams=[UpstreamSettings(url=mock.url, api=api)],  # type: ignore[arg-type]

@@ -152,22 +152,24 @@ class LocalSandboxBackend:
         else:
             identity = self._allocate_identity()
         run = await asyncio.to_thread(new_run_dir, RUN_BASE)
+        sandbox = Sandbox(root, run, memory_limit, CgroupSet(), identity)
         try:
             await asyncio.to_thread(_prepare_dirs, root, run, identity)
             if not existing:
                 await self.disks.create(root, uid=identity.uid, gid=identity.gid)
                 await asyncio.to_thread(_remove_lost_found, root / DATA_DIR)
-            sandbox = Sandbox(root, run, memory_limit, CgroupSet(), identity)
-            if existing and owner_uid != identity.uid:
+            elif owner_uid != identity.uid:
                 await asyncio.to_thread(files.chown_tree, sandbox.data, sandbox.owner)
             sandbox.cgroups = await asyncio.to_thread(
                 self.limits.create, run.name, Limits(parse_memory(memory_limit), pids=self.pids_limit)
             )
+            if start_kernel:
+                await self._kernel(sandbox)
         except BaseException:
-            self.uids.discard(identity.uid)
+            await self._stop_sandbox(sandbox)
+            if not existing:
+                await self._remove(root)
             raise
-        if start_kernel:
-            await self._kernel(sandbox)
         return sandbox
 
     def _kernel_session(self, sandbox: Sandbox) -> KernelSession:
@@ -344,6 +346,7 @@ class LocalSandboxBackend:
     async def aclose(self) -> None:
         if self._refill is not None:
             self._refill.cancel()
+            await asyncio.wait([self._refill])
         for container_id in list(self.sandboxes):
             await self.stop(container_id)
         for sandbox in self.pool:
