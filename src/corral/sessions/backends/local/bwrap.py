@@ -1,5 +1,5 @@
-"""The bubblewrap command line of a sandbox: every namespace unshared, a read-only system, and only
-the container's own directory writable."""
+"""The bubblewrap command line of a sandbox: every namespace unshared, a read-only system, only the
+container's own directory writable, and a syscall filter (see seccomp.py)."""
 
 import os
 import shutil
@@ -95,10 +95,34 @@ def _parents(path: str) -> list[str]:
     return args
 
 
-def bwrap_command(data_dir: Path, run_dir: Path, python: str, identity: SandboxIdentity, argv: list[str]) -> list[str]:
-    command = [
-        shutil.which("bwrap") or "bwrap",
+SANDBOX_HOSTNAME = "sandbox"
+
+
+@dataclass(frozen=True)
+class BwrapInvocation:
+    """A sandbox's bubblewrap call, split in two. `options` name host paths (bind sources), so they
+    reach bwrap through a descriptor (`--args FD`) rather than its command line, which every process
+    in the sandbox can read as /proc/1/cmdline. `command` is what runs inside, in sandbox paths."""
+
+    options: list[str]
+    command: list[str]
+
+    def options_data(self) -> bytes:
+        """`options` in the form `--args` reads: each argument followed by a NUL byte."""
+        return b"".join(os.fsencode(option) + b"\0" for option in self.options)
+
+    def argv(self, *, args_fd: int, seccomp_fd: int) -> list[str]:
+        """The command line to execute with both descriptors open (bwrap reads and closes them)."""
+        bwrap = shutil.which("bwrap") or "bwrap"
+        return [bwrap, "--args", str(args_fd), "--seccomp", str(seccomp_fd), "--", *self.command]
+
+
+def bwrap_invocation(
+    data_dir: Path, run_dir: Path, python: str, identity: SandboxIdentity, argv: list[str]
+) -> BwrapInvocation:
+    options = [
         *identity.namespaces(),
+        "--hostname", SANDBOX_HOSTNAME,
         "--die-with-parent",
         "--new-session",
         "--ro-bind", "/usr", "/usr",
@@ -115,12 +139,12 @@ def bwrap_command(data_dir: Path, run_dir: Path, python: str, identity: SandboxI
     ]  # fmt: skip
     for name in _ETC_FILES:
         if Path("/etc", name).exists():
-            command += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+            options += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
     layout = python_layout(python)
     for source, target in layout.binds:
-        command += _parents(target)
-        command += ["--ro-bind", source, target]
-    command += [
+        options += _parents(target)
+        options += ["--ro-bind", source, target]
+    options += [
         "--bind", str(data_dir), SANDBOX_DATA,
         "--bind", str(run_dir), SANDBOX_RUN,
         "--chdir", SANDBOX_DATA,
@@ -131,8 +155,5 @@ def bwrap_command(data_dir: Path, run_dir: Path, python: str, identity: SandboxI
         "--setenv", "MPLBACKEND", "module://matplotlib_inline.backend_inline",
         "--setenv", "MPLCONFIGDIR", "/tmp",
         "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
-        "--",
-        *identity.drop_privileges(),
-        *argv,
     ]  # fmt: skip
-    return command
+    return BwrapInvocation(options, [*identity.drop_privileges(), *argv])

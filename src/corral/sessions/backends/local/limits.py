@@ -1,12 +1,19 @@
 """Per-container resource limits: cgroup v2, cgroup v1, or rlimits where neither is writable.
 
-A sandbox joins its cgroups before it drops privileges: the spawner is `sh -c`, which writes its
-own pid into each `cgroup.procs` and then execs the privilege drop and bubblewrap, so every
+A sandbox joins its cgroups before it drops privileges: the spawner is a shell, which writes its
+own pid into each `cgroup.procs` and then execs bubblewrap and the privilege drop, so every
 process of the sandbox is counted and limited.
+
+Cgroups (and run directories, see process.py) carry the owner tag of the gateway process that made
+them, `<pid>-<start time>`: a gateway that crashed leaves them behind, and the next one to start
+recognises them as a dead process's (the start time tells a reused pid apart) and removes them,
+while those of gateways still running on the host are left alone.
 """
 
+import functools
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -18,6 +25,35 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 DEFAULT_PIDS = 256
 DEFAULT_CPU_SHARES = 512
 _UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
+OWNER_PATTERN = r"(?P<pid>[0-9]+)-(?P<start>[0-9]+)"
+_CGROUP_NAME = re.compile(rf"corral-(?P<owner>{OWNER_PATTERN})-[0-9a-f]+")
+
+
+def process_start(pid: int) -> int | None:
+    """When a process started (clock ticks after boot), or None if there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def owner_tag() -> str:
+    """This gateway process's name in its cgroups and run directories."""
+    return _owner_tag(os.getpid())
+
+
+@functools.cache
+def _owner_tag(pid: int) -> str:
+    return f"{pid}-{process_start(pid) or 0}"
+
+
+def owner_alive(tag: str) -> bool:
+    """Whether the gateway process a tag names still runs (a tag that names none counts as alive)."""
+    pid, _, start = tag.partition("-")
+    if not (pid.isdigit() and start.isdigit()):
+        return True
+    return process_start(int(pid)) == int(start)
 
 
 def parse_memory(limit: str) -> int:
@@ -59,19 +95,14 @@ class CgroupSet:
 
     def kill_all(self) -> None:
         for directory in self.directories:
-            try:
-                for pid in (directory / "cgroup.procs").read_text().split():
-                    try:
-                        os.kill(int(pid), 9)
-                    except ProcessLookupError:
-                        pass
-            except OSError:
-                pass
+            _kill_members(directory)
 
-    def remove(self) -> None:
-        self.kill_all()
+    def remove(self) -> bool:
+        """Kill every process in the cgroups and remove them; whether all are gone."""
+        gone = True
         for directory in self.directories:
             for _ in range(50):
+                _kill_members(directory)
                 try:
                     directory.rmdir()
                     break
@@ -79,6 +110,20 @@ class CgroupSet:
                     break
                 except OSError:
                     time.sleep(0.02)
+            else:
+                gone = False
+        return gone
+
+
+def _kill_members(directory: Path) -> None:
+    try:
+        for pid in (directory / "cgroup.procs").read_text().split():
+            try:
+                os.kill(int(pid), 9)
+            except ProcessLookupError:
+                pass
+    except OSError:
+        pass
 
 
 def _own_cgroup(controller: str) -> Path | None:
@@ -142,7 +187,7 @@ class LimitEnforcer:
     def create(self, name: str, limits: Limits) -> CgroupSet:
         group = CgroupSet()
         if self.v2_base is not None:
-            directory = self.v2_base / f"corral-{name}"
+            directory = self.v2_base / f"corral-{owner_tag()}-{name}"
             directory.mkdir(exist_ok=True)
             _write(directory / "memory.max", str(limits.memory_bytes))
             _write(directory / "memory.swap.max", "0")
@@ -162,7 +207,7 @@ class LimitEnforcer:
             base = self.v1_bases.get(controller)
             if base is None:
                 continue
-            directory = base / f"corral-{name}"
+            directory = base / f"corral-{owner_tag()}-{name}"
             directory.mkdir(exist_ok=True)
             for filename, value in values:
                 _write(directory / filename, str(value))
@@ -172,6 +217,28 @@ class LimitEnforcer:
         if "pids" not in self.v1_bases and os.getuid() != 0:
             group.rlimits.append(f"--nproc={limits.pids}")
         return group
+
+    def bases(self) -> list[Path]:
+        return [self.v2_base] if self.v2_base is not None else list(self.v1_bases.values())
+
+    def reap_orphans(self) -> list[str]:
+        """Kill the processes of, and remove, the cgroups that gateway processes no longer alive left
+        behind. Blocking; returns the directories removed."""
+        removed: list[str] = []
+        for base in self.bases():
+            try:
+                entries = list(base.iterdir())
+            except OSError:
+                continue
+            for entry in entries:
+                match = _CGROUP_NAME.fullmatch(entry.name)
+                if match is None or owner_alive(match["owner"]) or not entry.is_dir():
+                    continue
+                if CgroupSet([entry]).remove():
+                    removed.append(str(entry))
+                else:
+                    log.warning("could not remove the leftover cgroup %s", entry)
+        return removed
 
     @staticmethod
     def rlimit_prefix(group: CgroupSet) -> list[str]:
