@@ -58,6 +58,7 @@ _program: bytes | None = None
 
 
 async def _seccomp_program() -> bytes:
+    """The filter, compiled by libseccomp in a thread on first use only."""
     global _program
     if _program is None:
         _program = await asyncio.to_thread(seccomp_program)
