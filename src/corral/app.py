@@ -10,12 +10,11 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 
 from corral.api import admin, containers, conversations, passthrough, responses, system
 from corral.api.auth import AuthMiddleware, KeyRing
-from corral.api.http import error_response, handle_api_error
+from corral.api.body_limit import BodyLimitMiddleware
+from corral.api.errors import ErrorMiddleware, handle_error
 from corral.api.metrics import MetricsMiddleware
 from corral.api.quotas import QuotaGate
 from corral.api.request_ids import configure_logging
@@ -34,12 +33,6 @@ from corral.upstream.registry import UpstreamRegistry
 
 log = logging.getLogger("corral")
 SHUTDOWN_DRAIN_S = 30.0
-
-
-async def handle_http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    message = "Not found." if exc.status_code == 404 else str(exc.detail)
-    return error_response(APIError(exc.status_code, message))
 
 
 def build_app(settings: Settings) -> Starlette:
@@ -113,8 +106,13 @@ def build_app(settings: Settings) -> Starlette:
             *passthrough.routes,
             *admin.routes,
         ],
-        middleware=[Middleware(MetricsMiddleware), Middleware(AuthMiddleware)],
-        exception_handlers={APIError: handle_api_error, HTTPException: handle_http_error},
+        middleware=[
+            Middleware(MetricsMiddleware),
+            Middleware(ErrorMiddleware),
+            Middleware(BodyLimitMiddleware),
+            Middleware(AuthMiddleware),
+        ],
+        exception_handlers={APIError: handle_error, HTTPException: handle_error},
         lifespan=lifespan,
     )
 

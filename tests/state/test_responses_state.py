@@ -120,11 +120,13 @@ def test_streamed_responses_are_stored(stateful: Gateway, mock: MockUpstream) ->
 def test_failed_stream_is_stored_as_failed(stateful: Gateway, mock: MockUpstream) -> None:
     client = stateful.client()
     response_id = None
-    with pytest.raises(openai.APIError):
-        with client.responses.stream(model="mock-model", input="[[fail]] a b c") as stream:
-            for event in stream:
-                if event.type == "response.created":
-                    response_id = event.response.id
+    kinds = []
+    with client.responses.stream(model="mock-model", input="[[fail]] a b c") as stream:
+        for event in stream:
+            kinds.append(event.type)
+            if event.type == "response.created":
+                response_id = event.response.id
+    assert kinds[-2:] == ["error", "response.failed"]
     assert response_id is not None
     stored = client.responses.retrieve(response_id)
     assert stored.status == "failed"

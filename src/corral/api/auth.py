@@ -24,7 +24,7 @@ from corral.storage import Store
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = ("/health", "/metrics")
+OPEN_PATHS = ("/health", "/health/ready", "/metrics")
 _CACHE_TTL_S = 30.0
 
 
@@ -97,12 +97,16 @@ def unauthorized(message: str) -> APIError:
     return APIError(401, message, code="invalid_api_key")
 
 
+INTERNAL_PREFIX = "/internal/"
+"""The sandbox-host API: authenticated by the hosts' shared secret, not by tenant keys."""
+
+
 class AuthMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(INTERNAL_PREFIX):
             await self.app(scope, receive, send)
             return
         state: Any = scope["app"].state

@@ -11,7 +11,7 @@ from corral.api.tenancy import tenant_of
 from corral.protocol.errors import bad_request, not_found
 from corral.protocol.items import normalize_input
 from corral.protocol.request import validate_input_item
-from corral.protocol.validation import json_type_name
+from corral.protocol.validation import json_type_name, validate_metadata
 from corral.storage import NotFound, Store
 
 MAX_ITEMS = 20
@@ -38,16 +38,7 @@ def _metadata(body: dict[str, Any], *, required: bool) -> dict[str, str]:
                 "Missing required parameter: 'metadata'.", param="metadata", code="missing_required_parameter"
             )
         return {}
-    metadata = body["metadata"]
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise bad_request(
-            "Invalid type for 'metadata': expected an object of strings.",
-            param="metadata",
-            code="invalid_type",
-        )
-    if len(metadata) > 16:
-        raise bad_request("Invalid 'metadata': at most 16 pairs.", param="metadata", code="invalid_value")
-    return metadata
+    return validate_metadata(body["metadata"])
 
 
 def _items(body: dict[str, Any], *, required: bool) -> list[dict[str, Any]]:

@@ -1,5 +1,5 @@
-"""HTTP metrics, request ids and the body size limit, as one plain ASGI middleware (cheaper than
-Starlette's BaseHTTPMiddleware)."""
+"""HTTP metrics and request ids, as one plain ASGI middleware (cheaper than Starlette's
+BaseHTTPMiddleware)."""
 
 import re
 import time
@@ -9,9 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from corral.api.http import error_response
 from corral.api.request_ids import next_request_id
-from corral.protocol.errors import APIError
 
 REQUESTS = Counter("corral_http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -41,12 +39,6 @@ class MetricsMiddleware:
         method = scope["method"]
         route = route_label(scope["path"])
         request_id = next_request_id().encode()
-        length = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
-        limit = getattr(scope["app"].state, "max_body_bytes", None) if "app" in scope else None
-        if limit and length is not None and length.isdigit() and int(length) > limit:
-            too_large = APIError(413, f"The request body is larger than {limit} bytes.", code="request_too_large")
-            await error_response(too_large)(scope, receive, send)
-            return
 
         async def observe(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -1,11 +1,11 @@
 """Request ids: every answer carries `x-request-id`, and every log line written while serving it."""
 
-import contextvars
 import logging
 
+from corral.protocol.errors import REQUEST_ID
 from corral.protocol.ids import new_id
 
-REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+__all__ = ["REQUEST_ID", "RequestIdFilter", "configure_logging", "next_request_id"]
 
 
 def next_request_id() -> str:

@@ -9,11 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from corral.api.errors import stream_failure
 from corral.api.http import JSONResponse, page, query_int, query_order, read_json
 from corral.api.streaming import SSE_HEADERS, stream_events
 from corral.api.tenancy import tenant_of
 from corral.protocol.errors import bad_request, not_found
-from corral.protocol.events import Emitter, sse_frame
+from corral.protocol.events import Emitter, error_event, sse_frame
 from corral.responses.background import TERMINAL, BackgroundRunner
 from corral.responses.context import RequestContext
 from corral.responses.present import present_item, present_response
@@ -24,6 +25,8 @@ TERMINAL_EVENTS = frozenset(("response.completed", "response.incomplete", "respo
 REPLAY_POLL_S = 0.1
 REPLAY_IDLE_LIMIT_S = 600.0
 CANCEL_WAIT_S = 30.0
+MAX_SEQUENCE = 2**31 - 1
+"""The largest sequence number the event table's integer column holds."""
 
 
 def _service(request: Request) -> ResponsesService:
@@ -91,11 +94,7 @@ def replay_stream(request: Request, response: dict[str, Any]) -> Response:
     """Replay a background stream from the database after `starting_after`, then follow it live."""
     if not response.get("background"):
         raise bad_request("Only responses created with background and stream can be streamed again.", param="stream")
-    raw = request.query_params.get("starting_after")
-    try:
-        after = int(raw) if raw is not None else -1
-    except ValueError:
-        raise bad_request("Invalid type for 'starting_after': expected an integer.", param="starting_after") from None
+    after = query_int(request, "starting_after", -1, low=-1, high=MAX_SEQUENCE)
     store = _store(request)
     tenant = tenant_of(request)
     response_id = response["id"]
@@ -122,7 +121,18 @@ def replay_stream(request: Request, response: dict[str, Any]) -> Response:
                 return
             await asyncio.sleep(REPLAY_POLL_S)
 
-    return StreamingResponse(frames(), media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)
+    async def guarded() -> AsyncIterator[bytes]:
+        """A replay that fails part-way (the database gone) ends with a flat `error` event."""
+        last = after
+        try:
+            async for frame in frames():
+                last += 1
+                yield frame
+        except Exception as exc:
+            code, message = stream_failure(exc)
+            yield sse_frame({**error_event(message, code), "sequence_number": last + 1})
+
+    return StreamingResponse(guarded(), media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)
 
 
 async def cancel_response(request: Request) -> Response:

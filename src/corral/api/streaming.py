@@ -1,7 +1,9 @@
 """Streaming a response: the engine runs in its own task and hands SSE frames to the HTTP response.
 
 The first frame is awaited before any HTTP status is sent, so an upstream that refuses the first
-call is still a plain HTTP error. If the client goes away, a stored response runs on to completion
+call is still a plain HTTP error. A failure after that (the database refusing the final write, a
+bug) ends the stream the way OpenAI ends a failed one: `error`, then `response.failed`, never a
+stream that just stops. If the client goes away, a stored response runs on to completion
 and is persisted; an unstored one is cancelled, which cancels the upstream request.
 """
 
@@ -11,9 +13,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.responses import Response, StreamingResponse
 
+from corral.api.errors import stream_failure, to_api_error
 from corral.api.http import error_response
 from corral.api.metrics import STREAMS_IN_FLIGHT
-from corral.protocol.errors import APIError, server_error
+from corral.protocol.errors import APIError
 from corral.protocol.events import Emitter
 
 log = logging.getLogger(__name__)
@@ -32,17 +35,26 @@ async def stream_events(
         queue.put_nowait(frame)
 
     emitter.sink = sink
-    task = asyncio.create_task(run(emitter))
+
+    async def guarded() -> object:
+        try:
+            return await run(emitter)
+        except Exception as exc:
+            if not emitter.started:
+                raise
+            await emitter.abort(*stream_failure(exc))
+            return None
+
+    task = asyncio.create_task(guarded())
     task.add_done_callback(lambda _: queue.put_nowait(_END))
 
     first = await queue.get()
     if first is _END:
-        exc = task.exception()
-        if isinstance(exc, APIError):
-            return error_response(exc)
-        if exc is not None:
-            log.error("stream failed before its first event", exc_info=exc)
-        return error_response(server_error())
+        exc = asyncio.CancelledError() if task.cancelled() else task.exception()
+        if exc is None:
+            log.error("stream ended before its first event")
+            return error_response(to_api_error(APIError(500, "no event", type="server_error")))
+        return error_response(to_api_error(exc))
 
     async def frames() -> AsyncIterator[bytes]:
         STREAMS_IN_FLIGHT.inc()

@@ -1,4 +1,14 @@
-"""/health, /metrics and /v1/models."""
+"""/health, /health/ready, /metrics and /v1/models.
+
+`/health` is liveness: the process serves HTTP. `/health/ready` is readiness: this replica can
+do its work, so a load balancer should send it requests. It writes to the database (a gateway on a
+read-only or unreachable database is not ready, though it can still answer reads) and asks the
+sandbox backend, where the backend can tell.
+"""
+
+import asyncio
+import logging
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -7,11 +17,56 @@ from starlette.routing import Route
 from corral.api.http import JSONResponse
 from corral.api.metrics import metrics_endpoint
 
+log = logging.getLogger(__name__)
+
+READY_CHECK_TIMEOUT_S = 5.0
+
 
 async def health(request: Request) -> Response:
     if not getattr(request.app.state, "ready", False):
         return JSONResponse({"status": "starting"}, status_code=503)
     return JSONResponse({"status": "ok"})
+
+
+async def _database(state: Any) -> str:
+    try:
+        async with asyncio.timeout(READY_CHECK_TIMEOUT_S):
+            await state.store.check_writable()
+    except Exception as exc:
+        log.warning("readiness: the database does not accept writes: %s", exc)
+        return "failing"
+    return "ok"
+
+
+async def _sandbox(state: Any) -> str:
+    """`unavailable` (this host runs no sandboxes: code_interpreter and shell are off, by
+    configuration or for want of bubblewrap) does not make the gateway unready; a container service
+    whose `health()` check fails (it can reach no sandbox) does."""
+    service = getattr(state, "containers", None)
+    if service is None:
+        return "unavailable"
+    check = getattr(service, "health", None)
+    if check is None:
+        return "ok"
+    try:
+        async with asyncio.timeout(READY_CHECK_TIMEOUT_S):
+            await check()
+    except Exception as exc:
+        log.warning("readiness: the sandbox backend is failing: %s", exc)
+        return "failing"
+    return "ok"
+
+
+async def ready(request: Request) -> Response:
+    state = request.app.state
+    if not getattr(state, "ready", False):
+        return JSONResponse({"status": "starting"}, status_code=503)
+    database, sandbox = await asyncio.gather(_database(state), _sandbox(state))
+    ok = database == "ok" and sandbox != "failing"
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "checks": {"database": database, "sandbox": sandbox}},
+        status_code=200 if ok else 503,
+    )
 
 
 async def list_models(request: Request) -> Response:
@@ -20,6 +75,7 @@ async def list_models(request: Request) -> Response:
 
 routes = [
     Route("/health", health, methods=["GET"]),
+    Route("/health/ready", ready, methods=["GET"]),
     Route("/metrics", metrics_endpoint, methods=["GET"]),
     Route("/v1/models", list_models, methods=["GET"]),
 ]

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from openai.types.responses import ResponseErrorEvent
 
 Sink = Callable[[bytes], Awaitable[None]]
 Recorder = Callable[[dict[str, Any]], Awaitable[None]]
@@ -25,6 +26,7 @@ class Emitter:
         self.recorder = recorder
         self.sequence = 0
         self.started = False
+        self.finished = False
 
     @property
     def streaming(self) -> bool:
@@ -49,14 +51,14 @@ class Emitter:
         if self.started or not self.streaming:
             return
         self.started = True
-        kinds = (
-            ("response.created", "response.queued") if self.response["status"] == "queued" else ("response.created",)
-        )
+        opening = "queued" if self.response["status"] == "queued" else "in_progress"
+        kinds = ("response.created", "response.queued") if opening == "queued" else ("response.created",)
         for kind in (*kinds, "response.in_progress"):
+            # Started late (an upstream that sent nothing), the response may already be final:
+            # the opening events still show it as it was when it began.
             snapshot = copy.copy(self.response)
-            snapshot["output"] = []
-            if kind == "response.in_progress":
-                snapshot["status"] = "in_progress"
+            snapshot.update(output=[], completed_at=None, error=None, incomplete_details=None, usage=None)
+            snapshot["status"] = "in_progress" if kind == "response.in_progress" else opening
             await self.emit({"type": kind, "response": snapshot})
 
     async def add_item(self, item: dict[str, Any]) -> int:
@@ -81,12 +83,37 @@ class Emitter:
         """The terminal event for the response's final status."""
         if not self.streaming:
             return
+        self.finished = True
         status = self.response["status"]
         kind = {"incomplete": "response.incomplete", "failed": "response.failed"}.get(status, "response.completed")
         await self.emit({"type": kind, "response": self.response})
 
-    async def error(self, message: str, code: str | None, error_type: str = "server_error") -> None:
-        """OpenAI's live form of a mid-stream error: the nested `error` object."""
-        await self.emit(
-            {"type": "error", "error": {"type": error_type, "code": code, "message": message, "param": None}}
-        )
+    async def error(self, message: str, code: str | None, param: str | None = None) -> None:
+        """The documented flat `error` event (`ResponseErrorEvent`).
+
+        OpenAI's live service has been recorded sending a nested `{"error": {...}}`; the openai
+        SDK takes that form for a transport failure and raises before the `response.failed`
+        that follows, so the flat form is what every client can parse.
+        """
+        await self.emit(error_event(message, code, param))
+
+    async def abort(self, code: str, message: str) -> None:
+        """End a stream whose engine failed after its first event: `error`, then `response.failed`.
+
+        The recording of a background stream is dropped first: it goes to the same database
+        whose failure is the usual reason to get here.
+        """
+        if not self.streaming or self.finished:
+            return
+        self.finished = True
+        self.recorder = None
+        self.response["status"] = "failed"
+        self.response["error"] = {"code": code, "message": message}
+        await self.error(message, code)
+        await self.emit({"type": "response.failed", "response": self.response})
+
+
+def error_event(message: str, code: str | None, param: str | None = None) -> dict[str, Any]:
+    """A flat `error` event as `ResponseErrorEvent` defines it; `emit` sets the sequence number."""
+    event = ResponseErrorEvent(type="error", code=code, message=message, param=param, sequence_number=0)
+    return event.model_dump(exclude={"sequence_number"})

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from corral.protocol.errors import bad_request
-from corral.protocol.validation import api_error_from_validation, json_type_name
+from corral.protocol.validation import api_error_from_validation, json_type_name, validate_metadata
 
 Include = Literal[
     "code_interpreter_call.outputs",
@@ -49,7 +49,7 @@ class CreateResponseBody(_Strict):
     stream_options: dict[str, Any] | None = None
     background: StrictBool | None = None
     include: list[Include] | None = None
-    metadata: dict[str, Annotated[StrictStr, Field(max_length=512)]] | None = Field(default=None, max_length=16)
+    metadata: dict[str, Any] | None = None
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     top_logprobs: Annotated[StrictInt, Field(ge=0, le=20)] | None = None
@@ -75,6 +75,7 @@ _ITEM_REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
     "mcp_approval_response": (("approval_request_id", str), ("approve", bool)),
     "shell_call_output": (("call_id", str), ("output", list)),
     "local_shell_call_output": (("id", str), ("output", str)),
+    "shell_call": (("call_id", str),),
 }
 _ROLES = ("user", "assistant", "system", "developer")
 _PART_REQUIRED: dict[str, tuple[str, ...]] = {
@@ -212,6 +213,8 @@ def validate_create_body(body: Any) -> CreateResponseBody:
             param="conversation",
             code="mutually_exclusive_parameters",
         )
+    if parsed.metadata is not None:
+        validate_metadata(parsed.metadata)
     if isinstance(parsed.input, list):
         for index, item in enumerate(parsed.input):
             validate_input_item(item, f"input[{index}]")

@@ -101,3 +101,72 @@ def api_error_from_validation(exc: ValidationError, prefix: str = "") -> APIErro
             code="invalid_type",
         )
     return bad_request(f"Invalid '{param}': {error['msg']}.", param=param, code="invalid_value")
+
+
+METADATA_MAX_PAIRS = 16
+METADATA_MAX_KEY = 64
+METADATA_MAX_VALUE = 512
+CONTAINER_NAME_MAX = 256
+
+
+def validate_metadata(value: Any, param: str = "metadata") -> dict[str, str]:
+    """OpenAI's limits on every `metadata`: at most 16 pairs, keys up to 64 characters and string
+    values up to 512. Raises APIError(400) naming the bad field."""
+    if not isinstance(value, dict):
+        raise bad_request(
+            f"Invalid type for '{param}': expected an object, but got {json_type_name(value)} instead.",
+            param=param,
+            code="invalid_type",
+        )
+    if len(value) > METADATA_MAX_PAIRS:
+        raise bad_request(
+            f"Invalid '{param}': too many properties. Expected an object with at most {METADATA_MAX_PAIRS} "
+            f"properties, but got an object with {len(value)} properties instead.",
+            param=param,
+            code="object_above_max_properties",
+        )
+    for key, item in value.items():
+        if len(key) > METADATA_MAX_KEY:
+            raise bad_request(
+                f"Invalid '{param}': keys can be at most {METADATA_MAX_KEY} characters long, but got a key of "
+                f"{len(key)} characters.",
+                param=param,
+                code="invalid_value",
+            )
+        where = f"{param}.{key}"
+        if not isinstance(item, str):
+            raise bad_request(
+                f"Invalid type for '{where}': expected a string, but got {json_type_name(item)} instead.",
+                param=where,
+                code="invalid_type",
+            )
+        if len(item) > METADATA_MAX_VALUE:
+            raise bad_request(
+                f"Invalid '{where}': string too long. Expected a string with maximum length "
+                f"{METADATA_MAX_VALUE}, but got a string with length {len(item)} instead.",
+                param=where,
+                code="string_above_max_length",
+            )
+    return value
+
+
+def validate_container_name(value: Any, param: str = "name") -> str:
+    """A container name: a string of at most 256 characters (the stored column's width)."""
+    if not isinstance(value, str):
+        raise bad_request(
+            f"Invalid type for '{param}': expected a string, but got {json_type_name(value)} instead.",
+            param=param,
+            code="invalid_type",
+        )
+    if len(value) > CONTAINER_NAME_MAX:
+        raise bad_request(
+            f"Invalid '{param}': string too long. Expected a string with maximum length {CONTAINER_NAME_MAX}, "
+            f"but got a string with length {len(value)} instead.",
+            param=param,
+            code="string_above_max_length",
+        )
+    if "\x00" in value:
+        raise bad_request(
+            f"Invalid '{param}': strings cannot contain NUL (\\u0000) characters.", param=param, code="invalid_value"
+        )
+    return value

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from corral.protocol.errors import APIError
+from corral.protocol.errors import APIError, public_error, public_message
 from corral.protocol.events import Emitter
 from corral.protocol.ids import new_id
 from corral.protocol.items import normalize_input
@@ -106,15 +106,15 @@ class ResponsesService:
             self._count_error(ctx, "http")
             if not emitter.started and not response["output"]:
                 raise
-            failure = (exc.code or "server_error", exc.message)
+            failure = (exc.code or "server_error", public_error(exc).message)
         except UpstreamStreamError as exc:
             self._count_error(ctx, "stream")
-            failure = (exc.code or "server_error", exc.message)
+            failure = (exc.code or "server_error", public_message(exc.code, exc.message))
         except APIError:
             raise
         except Exception as exc:
             log.exception("response %s failed", ctx.response_id)
-            failure = ("server_error", f"The server had an error while processing your request: {exc}")
+            failure = ("server_error", public_message("server_error", str(exc)))
         else:
             if response["status"] == "in_progress":
                 if last is not None and last.status == "failed":

@@ -1,18 +1,21 @@
 """Durable state on SQLAlchemy 2 (async core): SQLite by default, PostgreSQL for scale-out."""
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from corral.storage.containers import ContainerStore
 from corral.storage.conversations import ConversationStore
 from corral.storage.engine import Locks, make_engine, migrate
-from corral.storage.errors import NotFound
+from corral.storage.errors import NotFound, UnstorableText
 from corral.storage.keys import KeyStore
 from corral.storage.responses import ResponseStore
+from corral.storage.schema import response_events
 
-__all__ = ["NotFound", "Store", "upgrade"]
+__all__ = ["NotFound", "Store", "UnstorableText", "upgrade"]
 
 
 class Store:
@@ -30,6 +33,27 @@ class Store:
         if migrate:
             await _migrate(engine)
         return cls(engine)
+
+    async def check_writable(self) -> None:
+        """Write a row, read it back, roll it back: raises when the database does not take writes.
+
+        A database can answer reads and refuse every write (a read-only replica after a
+        failover, `default_transaction_read_only`, a read-only file); only a write tells.
+        """
+        marker = f"probe_{secrets.token_hex(16)}"
+        async with self.locks.writing(), self.engine.connect() as connection:
+            transaction = await connection.begin()
+            try:
+                await connection.execute(
+                    response_events.insert().values(response_id=marker, sequence=0, event={"type": "probe"})
+                )
+                found = await connection.scalar(
+                    sa.select(sa.func.count()).where(response_events.c.response_id == marker)
+                )
+            finally:
+                await transaction.rollback()
+        if found != 1:
+            raise RuntimeError("the database did not return the row just written")
 
     async def close(self) -> None:
         await self.engine.dispose()

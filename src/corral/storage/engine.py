@@ -14,6 +14,8 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from corral.storage.errors import UnstorableText
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 724_242_001
 
@@ -36,11 +38,35 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _has_nul(parameters: Any) -> bool:
+    if isinstance(parameters, str):
+        return "\x00" in parameters
+    if isinstance(parameters, dict):
+        return any(isinstance(value, str) and "\x00" in value for value in parameters.values())
+    if isinstance(parameters, (list, tuple)):
+        return any(_has_nul(value) for value in parameters)
+    return False
+
+
+def _refuse_nul_text(
+    _connection: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, _executemany: bool
+) -> None:
+    """JSON values are serialised with `\\u0000` escapes, so a raw NUL can only come from a text column."""
+    if _has_nul(parameters):
+        raise UnstorableText("text values cannot contain NUL (\\u0000) characters")
+
+
 def make_engine(url: str) -> AsyncEngine:
+    engine = _make_engine(url)
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", _refuse_nul_text)
+    return engine
+
+
+def _make_engine(url: str) -> AsyncEngine:
     full = async_url(url)
     if full.startswith("sqlite"):
         path = full.split("///", 1)[1] if "///" in full else ""
-        if path and path != ":memory:":
+        if path and path != ":memory:" and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
             full, json_serializer=_json, json_deserializer=orjson.loads, connect_args={"timeout": 30}

@@ -1,0 +1,46 @@
+"""The request body limit (`max_body_bytes`), for every route and every framing.
+
+`Content-Length` is only a claim, and chunked bodies carry none: the bytes are counted as they
+arrive, and the request fails with 413 as soon as they pass the limit, before the rest is read
+into memory (JSON bodies, multipart uploads, anything a route reads).
+"""
+
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from corral.api.http import error_response
+from corral.protocol.errors import APIError
+
+
+class BodyTooLarge(APIError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than {limit} bytes.", code="request_too_large")
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state: Any = scope["app"].state if "app" in scope else None
+        limit: int | None = getattr(state, "max_body_bytes", None)
+        if scope["type"] != "http" or not limit:
+            await self.app(scope, receive, send)
+            return
+        length = next((value for name, value in scope.get("headers", ()) if name == b"content-length"), None)
+        if length is not None and length.isdigit() and int(length) > limit:
+            await error_response(BodyTooLarge(limit))(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, counted, send)

@@ -1,0 +1,119 @@
+"""The one place where failures become HTTP answers.
+
+Every exception that reaches the HTTP edge — an `APIError`, Starlette's `HTTPException`, or a
+failure nobody expected (a database that refuses writes, a bug) — is turned into OpenAI's error
+envelope here. Client errors keep their message. Server errors never show their own text, which
+can hold SQL, driver messages, upstream URLs or upstream bodies: that text is logged with the
+request id, and the client gets a clean message that quotes the request id.
+"""
+
+import logging
+
+import sqlalchemy.exc as sa_exc
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from corral.api.http import error_response
+from corral.protocol.errors import APIError, bad_request, public_error, public_message
+from corral.storage import UnstorableText
+
+log = logging.getLogger("corral.errors")
+
+
+_DATABASE_BUGS = (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.NotSupportedError)
+_DATABASE_DOWN = (sa_exc.DBAPIError, sa_exc.TimeoutError, sa_exc.DisconnectionError)
+
+
+def _sqlstate(exc: sa_exc.SQLAlchemyError) -> str:
+    """PostgreSQL's SQLSTATE of a driver error ("" elsewhere): the asyncpg dialect wraps most
+    errors in a bare `DBAPIError`, so the class of error is only told by the code."""
+    original = getattr(exc, "orig", None)
+    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    return code if isinstance(code, str) else ""
+
+
+def _database_error(exc: sa_exc.SQLAlchemyError) -> APIError:
+    """A value the column cannot hold is the caller's fault; a statement the database rejects is
+    ours; anything else from the driver (refused writes, lost connections, a full pool) means the
+    database is unavailable, which a retry may outlive."""
+    if isinstance(exc, sa_exc.DataError) or _sqlstate(exc).startswith("22"):
+        return bad_request("Invalid value: a parameter of your request is too long or malformed.", code="invalid_value")
+    if (
+        isinstance(exc, _DATABASE_DOWN)
+        and not isinstance(exc, _DATABASE_BUGS)
+        and _sqlstate(exc)[:2] not in ("23", "42")
+    ):
+        return APIError(
+            503,
+            public_message("database_unavailable", ""),
+            type="server_error",
+            code="database_unavailable",
+            headers={"Retry-After": "1"},
+        )
+    return APIError(500, public_message("server_error", ""), type="server_error", code="server_error")
+
+
+def to_api_error(exc: BaseException) -> APIError:
+    """What the client is told about `exc`; logs whatever it is not told."""
+    if isinstance(exc, APIError):
+        if exc.status >= 500:
+            log.error("answering %d (%s): %s", exc.status, exc.code, exc.message)
+        return public_error(exc)
+    if isinstance(exc, HTTPException):
+        message = "Not found." if exc.status_code == 404 else str(exc.detail)
+        return APIError(exc.status_code, message, headers=dict(exc.headers or {}))
+    if isinstance(exc, UnstorableText):
+        return bad_request(
+            "Invalid value: string parameters cannot contain NUL (\\u0000) characters.", code="invalid_value"
+        )
+    if isinstance(exc, sa_exc.SQLAlchemyError):
+        api_error = _database_error(exc)
+        log.error("database error, answering %d", api_error.status, exc_info=exc)
+        return api_error
+    log.error("unexpected error, answering 500", exc_info=exc)
+    return APIError(500, public_message("server_error", ""), type="server_error", code="server_error")
+
+
+def stream_failure(exc: BaseException) -> tuple[str, str]:
+    """The `(code, message)` that ends a stream after `exc`; server failures share one code."""
+    api_error = to_api_error(exc)
+    code = api_error.code if api_error.status < 500 and api_error.code else "server_error"
+    return code, api_error.message
+
+
+async def handle_error(request: Request, exc: Exception) -> Response:
+    """Starlette exception handler for `APIError` and `HTTPException`."""
+    return error_response(to_api_error(exc))
+
+
+class ErrorMiddleware:
+    """Answers with the envelope for any exception raised before the response started.
+
+    Starlette's own last resort answers a plain-text 500 and re-raises; this one sits inside the
+    metrics middleware, so the answer is counted and carries `x-request-id`.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:
+                log.error("failed after the response started", exc_info=exc)
+                raise
+            await error_response(to_api_error(exc))(scope, receive, send)
