@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from corral.app import default_sandbox_python
+from corral.sandbox_app import default_sandbox_python
 from corral.sessions.backends.local import LocalSandboxBackend
 
 

@@ -2,16 +2,14 @@
 
 import asyncio
 import logging
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from corral.api import admin, containers, conversations, passthrough, responses, system
+from corral.api import admin, containers, conversations, passthrough, responses, sandbox_host, system
 from corral.api.auth import AuthMiddleware, KeyRing
 from corral.api.body_limit import BodyLimitMiddleware
 from corral.api.errors import ErrorMiddleware, handle_error
@@ -24,6 +22,7 @@ from corral.protocol.errors import APIError
 from corral.responses.background import BackgroundRunner
 from corral.responses.service import ResponsesService
 from corral.responses.toolset import ToolRegistry
+from corral.sandbox_app import HostedSandboxes, hosted, start_hosts, start_local_backend
 from corral.sessions.bootstrap import NoopBootstrapper, load_bootstrapper
 from corral.sessions.container_bootstrapper import ContainerBootstrapper
 from corral.sessions.containers import ContainerService
@@ -56,7 +55,7 @@ def build_app(settings: Settings) -> Starlette:
         quotas = QuotaGate(settings.auth)
         if not keyring.enabled:
             log.warning("authentication is off: every caller is the one open tenant; serve on localhost only")
-        container_service = await start_containers(settings, store, quotas)
+        container_service, app.state.sandbox_host = await start_containers(settings, store, quotas)
         bootstrapper = load_bootstrapper(
             settings.bootstrapper,
             {
@@ -105,6 +104,7 @@ def build_app(settings: Settings) -> Starlette:
             *containers.routes,
             *passthrough.routes,
             *admin.routes,
+            *sandbox_host.routes,
         ],
         middleware=[
             Middleware(MetricsMiddleware),
@@ -117,42 +117,24 @@ def build_app(settings: Settings) -> Starlette:
     )
 
 
-async def start_containers(settings: Settings, store: Store, quotas: QuotaGate) -> ContainerService | None:
-    """The container service on the configured sandbox backend, or None where this host has none."""
-    try:
-        from corral.sessions.backends.local import LocalSandboxBackend
-    except ImportError:
-        log.warning("no local sandbox backend is installed: code_interpreter and shell are unavailable")
-        return None
-    from corral.sessions.backends.base import SandboxUnavailableError
-
-    sandbox = settings.sandbox
-    try:
-        backend = LocalSandboxBackend(
-            settings.data_dir,
-            python=sandbox.python or default_sandbox_python(),
-            warm_pool_size=sandbox.warm_pool_size,
-            max_containers=sandbox.max_containers,
-        )
-        await backend.start()
-    except SandboxUnavailableError as exc:
-        log.warning("sandboxes unavailable on this host (%s): code_interpreter and shell are disabled", exc)
-        return None
+async def start_containers(
+    settings: Settings, store: Store, quotas: QuotaGate
+) -> tuple[ContainerService | None, HostedSandboxes | None]:
+    """The container service on this host's sandboxes and the sandbox hosts of the shared database,
+    and what this process serves to the other replicas; (None, None) where there are none."""
+    local = await start_local_backend(settings) if settings.sandbox.backend == "local" else None
+    hosts = await start_hosts(settings, store, local)
+    if hosts is None:
+        return None, None
     service = ContainerService(
         store,
-        backend,
-        default_expiry_minutes=sandbox.default_expiry_minutes,
-        execution_timeout_s=sandbox.execution_timeout_s,
+        hosts,
+        default_expiry_minutes=settings.sandbox.default_expiry_minutes,
+        execution_timeout_s=settings.sandbox.execution_timeout_s,
         limits_for=quotas.limits,
     )
     service.start_sweeper()
-    return service
-
-
-def default_sandbox_python() -> str:
-    """The sandbox environment `scripts/setup-sandbox.sh` makes, else this interpreter."""
-    candidate = Path(__file__).resolve().parents[2] / ".sandbox-venv" / "bin" / "python"
-    return str(candidate) if candidate.exists() else sys.executable
+    return service, hosted(hosts)
 
 
 def _safe_url(settings: Settings) -> str:

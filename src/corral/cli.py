@@ -1,4 +1,4 @@
-"""Command line: `corral serve`, `corral mock-upstream`, `corral db upgrade`."""
+"""Command line: `corral serve`, `corral sandbox-host`, `corral mock-upstream`, `corral db upgrade`."""
 
 import argparse
 import asyncio
@@ -85,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_serve_arguments(serve)
 
+    host = commands.add_parser(
+        "sandbox-host",
+        help="Serve this host's sandboxes to the gateways that share its database.",
+        description="Run containers (code_interpreter, shell) for gateway replicas: announce this host in the "
+        "shared --database, heartbeat, and serve the internal sandbox API on --host:--port. Gateways with "
+        "sandbox.backend: hosts use only such hosts; replicas with their own sandboxes use both.",
+    )
+    _add_serve_arguments(host)
+
     mock = commands.add_parser(
         "mock-upstream",
         help="Run the scripted upstream used by the tests and demos.",
@@ -124,6 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from corral.app import serve
 
         serve(settings_from_args(args))
+        return 0
+    if args.command == "sandbox-host":
+        from corral.sandbox_app import serve_sandbox_host
+
+        serve_sandbox_host(settings_from_args(args))
         return 0
     if args.command == "mock-upstream":
         from corral.mock_upstream.app import serve as serve_mock

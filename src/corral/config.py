@@ -114,7 +114,21 @@ class AuthSettings(BaseModel):
 class SandboxSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["local"] = "local"
+    backend: Literal["local", "hosts"] = Field(
+        default="local",
+        description="local: run sandboxes here (and, on a shared database, serve them to the other replicas); "
+        "hosts: run none here, use the sandbox hosts announced in the database.",
+    )
+    advertise_url: str | None = Field(
+        default=None, description="How other processes reach this one's sandboxes (default http://host:port)."
+    )
+    host_ttl_s: float = Field(
+        default=15.0, description="A sandbox host silent this long is gone: its containers move at their next use."
+    )
+    host_secret: str | None = Field(
+        default=None,
+        description="Secret between gateways and sandbox hosts (default: made once, kept in the database)",
+    )
     python: str | None = Field(default=None, description="Interpreter with ipykernel used inside sandboxes.")
     warm_pool_size: int = 1
     max_containers: int = 32

@@ -66,7 +66,7 @@ def test_idle_container_expires_and_is_reported_expired(sandboxed: Gateway, mock
     try:
         advance_clock(sandboxed, 120)
         assert client.containers.retrieve(container.id).status == "expired"
-        assert not sandboxed.app.state.containers.backend.sandboxes.get(container.id)
+        assert not sandboxed.app.state.containers.hosts.local.sandboxes.get(container.id)
         with pytest.raises(openai.BadRequestError) as caught:
             client.containers.files.create(container.id, file=("a.txt", b"x"))
         assert caught.value.body["message"] == "Container is expired."  # type: ignore[index]

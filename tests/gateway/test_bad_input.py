@@ -123,15 +123,7 @@ def test_a_replay_cursor_out_of_range(gw: Gateway, after: str) -> None:
     assert error["param"] == "starting_after"
 
 
-def test_a_container_name_over_256_characters(gw: Gateway, request: pytest.FixtureRequest) -> None:
-    if gw.settings.database_url().startswith("sqlite"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="SQLite does not enforce the column width: api/containers.py must call "
-                "protocol.validation.validate_container_name (remove this marker then)",
-            )
-        )
+def test_a_container_name_over_256_characters(gw: Gateway) -> None:
     answer = httpx.post(f"{gw.url}/containers", json={"name": "n" * 257}, timeout=60)
     assert_envelope(answer, 400)
 

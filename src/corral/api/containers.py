@@ -11,7 +11,7 @@ from starlette.routing import Route
 from corral.api.http import JSONResponse, page, query_int, query_order, read_json
 from corral.api.tenancy import tenant_of
 from corral.protocol.errors import bad_request, not_found
-from corral.protocol.validation import json_type_name
+from corral.protocol.validation import json_type_name, validate_container_name
 from corral.sessions.containers import ContainerService, container_not_found, container_object, file_object
 
 MAX_EXPIRY_MINUTES = 7 * 24 * 60
@@ -79,7 +79,7 @@ async def create_container(request: Request) -> Response:
     for key in body:
         if key not in ("name", "file_ids", "expires_after", "memory_limit", "network_policy", "skills"):
             raise bad_request(f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
-    name = _string(body, "name", required=True)
+    name = validate_container_name(_string(body, "name", required=True))
     if body.get("file_ids"):
         raise bad_request(
             "file_ids are not supported: Corral has no Files API. Upload with POST /v1/containers/{id}/files.",
@@ -94,7 +94,7 @@ async def create_container(request: Request) -> Response:
     expiry = _expiry(body)
     record = await _service(request).create(
         tenant_of(request),
-        name=name or "",
+        name=name,
         memory_limit=_string(body, "memory_limit"),
         expires_after_minutes=expiry,
     )

@@ -41,16 +41,13 @@ async def _database(state: Any) -> str:
 async def _sandbox(state: Any) -> str:
     """`unavailable` (this host runs no sandboxes: code_interpreter and shell are off, by
     configuration or for want of bubblewrap) does not make the gateway unready; a container service
-    whose `health()` check fails (it can reach no sandbox) does."""
+    that can reach no sandbox (no local backend and no live sandbox host) does."""
     service = getattr(state, "containers", None)
     if service is None:
         return "unavailable"
-    check = getattr(service, "health", None)
-    if check is None:
-        return "ok"
     try:
         async with asyncio.timeout(READY_CHECK_TIMEOUT_S):
-            await check()
+            await service.health()
     except Exception as exc:
         log.warning("readiness: the sandbox backend is failing: %s", exc)
         return "failing"

@@ -4,9 +4,9 @@
   be the tenant's and be running — unknown is 404, expired is 400 `Container is expired.`;
 - `auto` (`container: {type: auto}`, `environment: {type: container_auto}`): reuse the most
   recent live container the same tools used in the replayed history; else the container this
-  chain already got from an earlier (possibly concurrent) request; else a new one. The lookup and
-  the creation happen under a lock keyed by the chain, which holds across replicas on PostgreSQL.
-  A history that mentions an expired or vanished container never fails the request.
+  chain already got from an earlier (possibly concurrent) request; else a new one
+  (`ContainerService.auto`, which holds a lock keyed by the chain across replicas). A history that
+  mentions an expired or vanished container never fails the request.
 
 All auto tools of one request share one container. It injects one developer message ahead of the
 caller's input saying where the working directory is and which files are in it.
@@ -105,10 +105,6 @@ class ContainerBootstrapper:
             raise BootstrapError(exc.message, status=exc.status, param=param if exc.status == 404 else None) from exc
 
     async def _auto(self, request: BootstrapRequest, tools: list[StatefulToolDeclaration]) -> str:
-        tenant = request.tenant
-        for container_id in containers_in_history(request.history, {tool.kind for tool in tools}):
-            if await self.containers.live(tenant, container_id):
-                return container_id
         options = auto_options(tools[0])
         if options.get("file_ids"):
             raise BootstrapError(
@@ -117,19 +113,13 @@ class ContainerBootstrapper:
                 status=400,
                 param=f"tools[{tools[0].index}]",
             )
-        if request.chain_key is None:
-            return await self._create(tenant, options, name=f"{AUTO_NAME_PREFIX}{request.response_id}")
-        name = f"{AUTO_NAME_PREFIX}{request.chain_key}"
-        async with request.storage.lock(f"container-auto:{tenant}:{request.chain_key}"):
-            existing, _ = await request.storage.containers.list(tenant, after=None, limit=5, order="desc", name=name)
-            for record in existing:
-                if await self.containers.live(tenant, record["id"]):
-                    return record["id"]
-            return await self._create(tenant, options, name=name)
-
-    async def _create(self, tenant: str, options: Mapping[str, Any], *, name: str) -> str:
         try:
-            record = await self.containers.create(tenant, name=name, memory_limit=options.get("memory_limit"))
+            return await self.containers.auto(
+                request.tenant,
+                used=containers_in_history(request.history, {tool.kind for tool in tools}),
+                chain_key=request.chain_key,
+                name=f"{AUTO_NAME_PREFIX}{request.chain_key or request.response_id}",
+                memory_limit=options.get("memory_limit"),
+            )
         except APIError as exc:
             raise BootstrapError(exc.message, status=exc.status) from exc
-        return record["id"]

@@ -25,6 +25,8 @@ from corral.sessions.backends.base import (
     SandboxFileError,
     ShellResult,
 )
+from corral.sessions.file_keeper import FileKeeper
+from corral.sessions.hosts import SandboxHosts
 from corral.storage import Store
 
 log = logging.getLogger(__name__)
@@ -84,11 +86,19 @@ def safe_relative(filename: str) -> str:
     return relative
 
 
+MOVED_NOTE = (
+    "[the container's sandbox host was lost: it was started again on another host with its files;"
+    " Python variables and shell state are gone]\n"
+)
+
+
 class ContainerService:
+    """Lifecycle, expiry, quotas, placement and files of containers, on whatever host runs them."""
+
     def __init__(
         self,
         store: Store,
-        backend: SandboxBackend,
+        hosts: SandboxHosts,
         *,
         default_expiry_minutes: int = 20,
         execution_timeout_s: float = 60.0,
@@ -96,12 +106,14 @@ class ContainerService:
         limits_for: Callable[[str], QuotaSettings] | None = None,
     ) -> None:
         self.store = store
-        self.backend = backend
+        self.hosts = hosts
+        self.files = FileKeeper(store.blobs, enabled=hosts.shared)
         self.default_expiry_minutes = default_expiry_minutes
         self.execution_timeout_s = execution_timeout_s
         self.clock = clock
         self.limits_for = limits_for
         self._sweeper: asyncio.Task[None] | None = None
+        self._moved: set[str] = set()
 
     def now(self) -> int:
         return int(self.clock())
@@ -130,7 +142,8 @@ class ContainerService:
                 raise rate_limited(f"Container quota reached: at most {limits.live_containers} live containers.", 60)
         container_id = new_id("cntr")
         try:
-            location = await self.backend.create(container_id, memory_limit=memory_limit)
+            host_id, backend = await self.hosts.place()
+            await backend.create(container_id, memory_limit=memory_limit)
         except SandboxError as exc:
             raise sandbox_api_error(exc) from exc
         now = self.now()
@@ -142,14 +155,38 @@ class ContainerService:
             "last_active_at": now,
             "expires_after_minutes": expires_after_minutes or self.default_expiry_minutes,
             "memory_limit": memory_limit,
-            "backend": self.backend.name,
-            "location": location,
+            "backend": backend.name,
+            "location": host_id,
         }
         try:
             return await self.store.containers.create(tenant, record)
         except BaseException:
-            await self.backend.destroy(container_id)
+            await backend.destroy(container_id)
             raise
+
+    async def auto(
+        self,
+        tenant: str,
+        *,
+        used: list[str],
+        chain_key: str | None,
+        name: str,
+        memory_limit: str | None,
+    ) -> str:
+        """The container an `auto` tool gets: the most recent live one the history used; else the one
+        this chain already got (a concurrent request may have just made it); else a new one. The
+        lookup and the creation hold a lock keyed by the chain, across replicas on PostgreSQL."""
+        for container_id in used:
+            if await self.live(tenant, container_id):
+                return container_id
+        if chain_key is None:
+            return (await self.create(tenant, name=name, memory_limit=memory_limit))["id"]
+        async with self.store.lock(f"container-auto:{tenant}:{chain_key}"):
+            existing, _ = await self.store.containers.list(tenant, after=None, limit=5, order="desc", name=name)
+            for record in existing:
+                if await self.live(tenant, record["id"]):
+                    return str(record["id"])
+            return (await self.create(tenant, name=name, memory_limit=memory_limit))["id"]
 
     async def get(self, tenant: str, container_id: str) -> dict[str, Any] | None:
         """The record, with an overdue container expired first; retrieving counts as use."""
@@ -180,11 +217,22 @@ class ContainerService:
         record = await self.store.containers.get(tenant, container_id)
         if record is None or record["status"] == "deleted":
             return False
-        await self.backend.destroy(container_id)
+        backend = await self.hosts.backend_for(record["location"])
+        if backend is not None:
+            try:
+                await backend.destroy(container_id)
+            except SandboxError:
+                log.warning("container %s: its host could not delete it; its files go with the host", container_id)
+        await self.files.forget_container(container_id)
         return await self.store.containers.delete(tenant, container_id)
 
     async def _expire(self, record: dict[str, Any]) -> dict[str, Any]:
-        await self.backend.stop(record["id"])
+        backend = await self.hosts.backend_for(record["location"])
+        if backend is not None:
+            try:
+                await backend.stop(record["id"])
+            except SandboxError:
+                log.warning("container %s: its host could not stop it", record["id"])
         updated = await self.store.containers.update(record["tenant"], record["id"], status="expired")
         log.info("container %s expired", record["id"])
         return updated or {**record, "status": "expired"}
@@ -206,26 +254,69 @@ class ContainerService:
 
         self._sweeper = asyncio.create_task(sweep())
 
+    async def health(self) -> None:
+        """Raises when no sandbox can be reached: no local backend and no live sandbox host."""
+        if self.hosts.local is None:
+            await self.hosts.place()
+
     async def aclose(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-        await self.backend.aclose()
+        await self.hosts.aclose()
 
-    async def _ready(self, tenant: str, container_id: str) -> dict[str, Any]:
+    async def _ready(self, tenant: str, container_id: str) -> SandboxBackend:
+        """The backend the live container runs on, its processes started; a container whose host
+        is gone is started on another with its kept files first."""
         record = await self.require_live(tenant, container_id)
         try:
-            await self.backend.ensure_running(container_id, memory_limit=record["memory_limit"])
+            backend = await self.hosts.backend_for(record["location"])
+            if backend is None:
+                backend = await self._relocate(tenant, container_id)
+            await backend.ensure_running(container_id, memory_limit=record["memory_limit"])
         except SandboxError as exc:
             raise sandbox_api_error(exc) from exc
-        return record
+        return backend
+
+    async def _relocate(self, tenant: str, container_id: str) -> SandboxBackend:
+        async with self.store.lock(f"container-place:{container_id}"):
+            record = await self.require_live(tenant, container_id)
+            backend = await self.hosts.backend_for(record["location"])
+            if backend is not None:
+                return backend
+            host_id, backend = await self.hosts.place()
+            await backend.ensure_running(container_id, memory_limit=record["memory_limit"])
+            files, _ = await self.store.containers.list_files(
+                tenant, container_id, after=None, limit=MAX_LISTED_FILES, order="asc"
+            )
+            missing = await self.files.restore(
+                backend, container_id, [record["path"].removeprefix(DATA_ROOT + "/") for record in files]
+            )
+            await self.store.containers.update(tenant, container_id, location=host_id)
+            log.warning(
+                "container %s: host %s is gone; started again on %s (%d files restored, %d missing)",
+                container_id,
+                record["location"],
+                host_id,
+                len(files) - len(missing),
+                len(missing),
+            )
+            self._moved.add(container_id)
+            return backend
+
+    def _moved_note(self, container_id: str) -> str:
+        if container_id in self._moved:
+            self._moved.discard(container_id)
+            return MOVED_NOTE
+        return ""
 
     async def run_python(self, tenant: str, container_id: str, code: str) -> tuple[PythonResult, list[dict[str, Any]]]:
         """Run code; returns the result and the container files it created or changed."""
-        await self._ready(tenant, container_id)
-        before = await self.backend.list_files(container_id)
-        result = await self.backend.run_python(container_id, code, timeout_s=self.execution_timeout_s)
-        changed, note = await self._sync_files(tenant, container_id, before)
-        result.stderr += note
+        backend = await self._ready(tenant, container_id)
+        moved = self._moved_note(container_id)
+        before = await backend.list_files(container_id)
+        result = await backend.run_python(container_id, code, timeout_s=self.execution_timeout_s)
+        changed, note = await self._sync_files(backend, tenant, container_id, before)
+        result.stderr = moved + result.stderr + note
         await self.store.containers.touch(tenant, container_id, self.now())
         return result, changed
 
@@ -238,31 +329,32 @@ class ContainerService:
         timeout_s: float | None,
         max_output_length: int | None,
     ) -> tuple[ShellResult, list[dict[str, Any]]]:
-        await self._ready(tenant, container_id)
-        before = await self.backend.list_files(container_id)
-        result = await self.backend.run_shell(
+        backend = await self._ready(tenant, container_id)
+        moved = self._moved_note(container_id)
+        before = await backend.list_files(container_id)
+        result = await backend.run_shell(
             container_id,
             command,
             timeout_s=min(timeout_s or self.execution_timeout_s, self.execution_timeout_s),
             max_output_length=max_output_length,
         )
-        changed, note = await self._sync_files(tenant, container_id, before)
-        result.stderr += note
+        changed, note = await self._sync_files(backend, tenant, container_id, before)
+        result.stderr = moved + result.stderr + note
         await self.store.containers.touch(tenant, container_id, self.now())
         return result, changed
 
     async def _sync_files(
-        self, tenant: str, container_id: str, before: FileListing
+        self, backend: SandboxBackend, tenant: str, container_id: str, before: FileListing
     ) -> tuple[list[dict[str, Any]], str]:
-        """Register files the code created or changed as container files (source `assistant`); the
-        note names what the call left that cannot be a container file (links, bad names)."""
-        after = await self.backend.list_files(container_id)
+        """Register files the code created or changed as container files (source `assistant`) and
+        keep them; the note names what the call left that cannot be a container file."""
+        after = await backend.list_files(container_id)
         known = {entry.path: entry for entry in before.files}
-        changed = []
-        for entry in after.files:
-            if known.get(entry.path) == entry:
-                continue
-            changed.append(await self._register(tenant, container_id, entry.path, entry.size, "assistant"))
+        new = [entry for entry in after.files if known.get(entry.path) != entry]
+        changed = [await self._register(tenant, container_id, e.path, e.size, "assistant") for e in new]
+        remaining = {entry.path for entry in after.files}
+        await self.files.keep(backend, container_id, [entry.path for entry in new])
+        await self.files.forget(container_id, [path for path in known if path not in remaining])
         skipped = [reason for reason in after.skipped if reason not in before.skipped]
         note = "\n[not container files: " + "; ".join(skipped) + "]" if skipped else ""
         return changed, note
@@ -286,17 +378,18 @@ class ContainerService:
     ) -> dict[str, Any]:
         """Stream a file into /mnt/data; over the tenant's storage quota, nothing is kept."""
         relative = safe_relative(filename)
-        await self._ready(tenant, container_id)
+        backend = await self._ready(tenant, container_id)
         limits = self.limits_for(tenant) if self.limits_for else None
         budget: int | None = None
         if limits and limits.container_storage_mb is not None:
             budget = limits.container_storage_mb * 1024 * 1024 - await self.store.containers.storage_bytes(tenant)
         try:
-            size = await self.backend.write_file(container_id, relative, _within(chunks, budget, limits))
+            size = await backend.write_file(container_id, relative, _within(chunks, budget, limits))
         except SandboxFileError as exc:
             raise bad_request(f"Cannot write '{relative}': {exc}", param="file") from exc
         except OSError as exc:
             raise bad_request(f"Cannot write '{relative}': {exc.strerror}.", param="file") from exc
+        await self.files.keep(backend, container_id, [relative])
         return await self._register(tenant, container_id, relative, size, "user")
 
     async def file(self, tenant: str, container_id: str, file_id: str) -> dict[str, Any]:
@@ -309,35 +402,38 @@ class ContainerService:
     async def content(self, tenant: str, container_id: str, file_id: str) -> FileContent:
         """The file's bytes, read from the container as they are now; a link there is never followed."""
         record = await self.file(tenant, container_id, file_id)
-        await self._ready(tenant, container_id)
+        backend = await self._ready(tenant, container_id)
         try:
-            return await self.backend.read_file(container_id, safe_relative(record["path"]))
+            return await backend.read_file(container_id, safe_relative(record["path"]))
         except FileNotFoundError:
             raise not_found(f"File with id '{file_id}' has no content any more.") from None
 
     async def delete_file(self, tenant: str, container_id: str, file_id: str) -> None:
         record = await self.file(tenant, container_id, file_id)
-        await self._ready(tenant, container_id)
+        backend = await self._ready(tenant, container_id)
+        relative = safe_relative(record["path"])
         try:
-            await self.backend.delete_file(container_id, safe_relative(record["path"]))
+            await backend.delete_file(container_id, relative)
         except SandboxFileError as exc:
             raise bad_request(f"Cannot delete '{record['path']}': {exc}") from exc
+        await self.files.forget(container_id, [relative])
         await self.store.containers.delete_file(tenant, container_id, file_id)
 
     async def list_files(self, tenant: str, container_id: str) -> list[dict[str, Any]]:
         """Every file in /mnt/data as a registered container file; only new or resized files are written."""
-        await self._ready(tenant, container_id)
-        on_disk = await self.backend.list_files(container_id)
+        backend = await self._ready(tenant, container_id)
+        on_disk = await backend.list_files(container_id)
         files, _ = await self.store.containers.list_files(
             tenant, container_id, after=None, limit=MAX_LISTED_FILES, order="asc"
         )
         known = {record["path"]: record["bytes"] for record in files}
-        changed = False
+        changed = []
         for entry in on_disk.files:
             if known.get(f"{DATA_ROOT}/{entry.path}") != entry.size:
                 await self._register(tenant, container_id, entry.path, entry.size, "user")
-                changed = True
+                changed.append(entry.path)
         if changed:
+            await self.files.keep(backend, container_id, changed)
             files, _ = await self.store.containers.list_files(
                 tenant, container_id, after=None, limit=MAX_LISTED_FILES, order="asc"
             )

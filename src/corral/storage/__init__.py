@@ -7,12 +7,14 @@ from contextlib import asynccontextmanager
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from corral.storage.blobs import BlobStore, DatabaseBlobs
 from corral.storage.containers import ContainerStore
 from corral.storage.conversations import ConversationStore
 from corral.storage.engine import Locks, make_engine, migrate
 from corral.storage.errors import NotFound, UnstorableText
 from corral.storage.keys import KeyStore
 from corral.storage.responses import ResponseStore
+from corral.storage.sandbox_hosts import SandboxHostStore
 from corral.storage.schema import response_events
 
 __all__ = ["NotFound", "Store", "UnstorableText", "upgrade"]
@@ -26,6 +28,8 @@ class Store:
         self.conversations = ConversationStore(engine, self.locks)
         self.containers = ContainerStore(engine, self.locks)
         self.keys = KeyStore(engine, self.locks)
+        self.sandbox_hosts = SandboxHostStore(engine, self.locks)
+        self.blobs: BlobStore = DatabaseBlobs(engine, self.locks)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> "Store":

@@ -98,3 +98,28 @@ api_keys = sa.Table(
     sa.Column("hint", sa.String(16), nullable=False),
     sa.Column("created_at", sa.Integer, nullable=False),
 )
+
+blob_chunks = sa.Table(
+    "blob_chunks",
+    metadata,
+    sa.Column("key", sa.String(1200), primary_key=True),
+    sa.Column("sequence", sa.Integer, primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+sandbox_hosts = sa.Table(
+    "sandbox_hosts",
+    metadata,
+    sa.Column("id", sa.String(80), primary_key=True),
+    sa.Column("url", sa.String(512), nullable=False),
+    sa.Column("capacity", sa.Integer, nullable=False),
+    sa.Column("containers", sa.Integer, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+)
+
+cluster_secrets = sa.Table(
+    "cluster_secrets",
+    metadata,
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+)
