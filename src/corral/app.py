@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from corral.api import admin, containers, conversations, passthrough, responses, sandbox_host, system
+from corral.api import admin, containers, conversations, files, passthrough, responses, sandbox_host, system, uploads
 from corral.api.auth import AuthMiddleware, KeyRing
 from corral.api.body_limit import BodyLimitMiddleware
 from corral.api.errors import ErrorMiddleware, handle_error
@@ -22,16 +22,20 @@ from corral.protocol.errors import APIError
 from corral.responses.background import BackgroundRunner
 from corral.responses.service import ResponsesService
 from corral.responses.toolset import ToolRegistry
-from corral.sandbox_app import HostedSandboxes, hosted, start_hosts, start_local_backend
+from corral.sandbox_app import hosted, start_hosts, start_local_backend
 from corral.sessions.bootstrap import NoopBootstrapper, load_bootstrapper
 from corral.sessions.container_bootstrapper import ContainerBootstrapper
 from corral.sessions.containers import ContainerService
+from corral.sessions.files import FileService
+from corral.sessions.hosts import SandboxHosts
 from corral.storage import Store
+from corral.storage.blobs import BlobStore, LocalBlobs
 from corral.upstream.client import new_http_session
 from corral.upstream.registry import UpstreamRegistry
 
 log = logging.getLogger("corral")
 SHUTDOWN_DRAIN_S = 30.0
+MULTIPART_OVERHEAD = 1024 * 1024
 
 
 def build_app(settings: Settings) -> Starlette:
@@ -56,11 +60,12 @@ def build_app(settings: Settings) -> Starlette:
         if not keyring.enabled:
             log.warning("authentication is off: every caller is the one open tenant; serve on localhost only")
         container_service, app.state.sandbox_host = await start_containers(settings, store, quotas)
+        file_service = start_files(settings, store, quotas)
         bootstrapper = load_bootstrapper(
             settings.bootstrapper,
             {
                 "noop": NoopBootstrapper,
-                "default": (lambda: ContainerBootstrapper(container_service))
+                "default": (lambda: ContainerBootstrapper(container_service, file_service))
                 if container_service
                 else NoopBootstrapper,
             },
@@ -70,6 +75,7 @@ def build_app(settings: Settings) -> Starlette:
         app.state.quotas = quotas
         app.state.registry = registry
         app.state.containers = container_service
+        app.state.files = file_service
         app.state.responses = ResponsesService(
             store=store,
             registry=registry,
@@ -81,6 +87,7 @@ def build_app(settings: Settings) -> Starlette:
         )
         app.state.background = BackgroundRunner(app.state.responses, store)
         app.state.max_body_bytes = settings.max_body_bytes
+        app.state.max_upload_body_bytes = settings.max_file_bytes + MULTIPART_OVERHEAD
         app.state.ready = True
         log.info("corral ready: %d upstream(s), database %s", len(registry.workers), _safe_url(settings))
         try:
@@ -91,6 +98,7 @@ def build_app(settings: Settings) -> Starlette:
                 health.cancel()
             await drain_detached(SHUTDOWN_DRAIN_S)
             await app.state.background.shutdown()
+            await file_service.aclose()
             if container_service is not None:
                 await container_service.aclose()
             await http.close()
@@ -102,6 +110,8 @@ def build_app(settings: Settings) -> Starlette:
             *responses.routes,
             *conversations.routes,
             *containers.routes,
+            *files.routes,
+            *uploads.routes,
             *passthrough.routes,
             *admin.routes,
             *sandbox_host.routes,
@@ -119,7 +129,7 @@ def build_app(settings: Settings) -> Starlette:
 
 async def start_containers(
     settings: Settings, store: Store, quotas: QuotaGate
-) -> tuple[ContainerService | None, HostedSandboxes | None]:
+) -> tuple[ContainerService | None, SandboxHosts | None]:
     """The container service on this host's sandboxes and the sandbox hosts of the shared database,
     and what this process serves to the other replicas; (None, None) where there are none."""
     local = await start_local_backend(settings) if settings.sandbox.backend == "local" else None
@@ -135,6 +145,22 @@ async def start_containers(
     )
     service.start_sweeper()
     return service, hosted(hosts)
+
+
+def file_blobs(settings: Settings, store: Store) -> BlobStore:
+    """Where the Files API keeps bytes: on local disk under the data dir for the embedded default
+    (SQLite: one process owns everything), in the shared database otherwise (every replica sees them)."""
+    if settings.database_url().startswith("sqlite"):
+        return LocalBlobs(settings.data_dir / "files")
+    return store.blobs
+
+
+def start_files(settings: Settings, store: Store, quotas: QuotaGate) -> FileService:
+    service = FileService(
+        store, file_blobs(settings, store), max_file_bytes=settings.max_file_bytes, limits_for=quotas.limits
+    )
+    service.start_sweeper()
+    return service
 
 
 def _safe_url(settings: Settings) -> str:

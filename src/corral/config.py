@@ -98,6 +98,7 @@ class QuotaSettings(BaseModel):
     concurrent_requests: int | None = None
     live_containers: int | None = None
     container_storage_mb: int | None = None
+    file_storage_mb: int | None = None
 
 
 class AuthSettings(BaseModel):
@@ -153,6 +154,9 @@ class Settings(BaseModel):
     mcp_timeout_s: float = 30.0
     max_tool_calls: int = 32
     max_body_bytes: int = Field(default=32 * 1024 * 1024, description="Largest request body accepted (413 above).")
+    max_file_bytes: int = Field(
+        default=512 * 1024 * 1024, description="Largest file accepted by POST /v1/files and per upload part."
+    )
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

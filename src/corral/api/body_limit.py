@@ -18,6 +18,14 @@ class BodyTooLarge(APIError):
         super().__init__(413, f"The request body is larger than {limit} bytes.", code="request_too_large")
 
 
+def _is_file_upload(scope: Scope) -> bool:
+    """File uploads (`POST /v1/files`, upload parts) stream to storage, and take `max_file_bytes`."""
+    path: str = scope.get("path", "")
+    return scope.get("method") == "POST" and (
+        path == "/v1/files" or (path.startswith("/v1/uploads/") and path.endswith("/parts"))
+    )
+
+
 class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -25,6 +33,8 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state: Any = scope["app"].state if "app" in scope else None
         limit: int | None = getattr(state, "max_body_bytes", None)
+        if limit and _is_file_upload(scope):
+            limit = max(limit, getattr(state, "max_upload_body_bytes", 0))
         if scope["type"] != "http" or not limit:
             await self.app(scope, receive, send)
             return

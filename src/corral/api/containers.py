@@ -1,5 +1,6 @@
 """/v1/containers routes (OpenAI's Containers API and container files)."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -8,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from corral.api.files import files_service
 from corral.api.http import JSONResponse, page, query_int, query_order, read_json
 from corral.api.tenancy import tenant_of
 from corral.protocol.errors import bad_request, not_found
@@ -80,11 +82,10 @@ async def create_container(request: Request) -> Response:
         if key not in ("name", "file_ids", "expires_after", "memory_limit", "network_policy", "skills"):
             raise bad_request(f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
     name = validate_container_name(_string(body, "name", required=True))
-    if body.get("file_ids"):
-        raise bad_request(
-            "file_ids are not supported: Corral has no Files API. Upload with POST /v1/containers/{id}/files.",
-            param="file_ids",
-        )
+    tenant = tenant_of(request)
+    file_ids = []
+    if body.get("file_ids") is not None:
+        file_ids = await files_service(request).check_ids(tenant, body["file_ids"], "file_ids")
     policy = body.get("network_policy")
     if policy is not None and (not isinstance(policy, dict) or policy.get("type") != "disabled"):
         raise bad_request(
@@ -92,12 +93,19 @@ async def create_container(request: Request) -> Response:
             param="network_policy",
         )
     expiry = _expiry(body)
-    record = await _service(request).create(
-        tenant_of(request),
+    service = _service(request)
+    record = await service.create(
+        tenant,
         name=name,
         memory_limit=_string(body, "memory_limit"),
         expires_after_minutes=expiry,
     )
+    if file_ids:
+        try:
+            await files_service(request).copy_into_container(service, tenant, record["id"], file_ids)
+        except BaseException:
+            await asyncio.shield(service.delete(tenant, record["id"]))
+            raise
     return JSONResponse(container_object(record))
 
 
@@ -135,11 +143,17 @@ async def create_file(request: Request) -> Response:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         body = await read_json(request)
-        if isinstance(body, dict) and "file_id" in body:
+        file_id = body.get("file_id") if isinstance(body, dict) else None
+        if file_id is None:
             raise bad_request(
-                "file_id is not supported: Corral has no Files API. Upload the file itself.", param="file_id"
+                "Missing required parameter: 'file' or 'file_id'.", param="file", code="missing_required_parameter"
             )
-        raise bad_request("Missing required parameter: 'file'.", param="file", code="missing_required_parameter")
+        if not isinstance(file_id, str):
+            raise bad_request("Invalid type for 'file_id': expected a string.", param="file_id", code="invalid_type")
+        tenant = tenant_of(request)
+        await service.require_live(tenant, container_id)
+        copied = await files_service(request).copy_into_container(service, tenant, container_id, [file_id])
+        return JSONResponse(file_object(copied[0]))
     async with request.form(max_part_size=512 * 1024 * 1024) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):

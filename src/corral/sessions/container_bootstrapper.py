@@ -8,6 +8,9 @@
   (`ContainerService.auto`, which holds a lock keyed by the chain across replicas). A history that
   mentions an expired or vanished container never fails the request.
 
+`file_ids` on an auto container (checked first: an unknown id fails the request before a container
+is made) are copied into its /mnt/data, each once: a reused container keeps the copies it has.
+
 All auto tools of one request share one container. It injects one developer message ahead of the
 caller's input saying where the working directory is and which files are in it.
 """
@@ -23,6 +26,7 @@ from corral.sessions.bootstrap import (
     StatefulToolDeclaration,
 )
 from corral.sessions.containers import DATA_ROOT, ContainerService
+from corral.sessions.files import FileService
 
 AUTO_NAME_PREFIX = "auto-"
 
@@ -72,8 +76,9 @@ def context_message(container_id: str, files: list[dict[str, Any]]) -> dict[str,
 
 
 class ContainerBootstrapper:
-    def __init__(self, containers: ContainerService) -> None:
+    def __init__(self, containers: ContainerService, files: FileService | None = None) -> None:
         self.containers = containers
+        self.files = files
 
     async def bootstrap(self, request: BootstrapRequest) -> BootstrapResult:
         prepared: dict[str, dict[str, Any]] = {}
@@ -106,20 +111,39 @@ class ContainerBootstrapper:
 
     async def _auto(self, request: BootstrapRequest, tools: list[StatefulToolDeclaration]) -> str:
         options = auto_options(tools[0])
-        if options.get("file_ids"):
-            raise BootstrapError(
-                "file_ids are not supported: Corral has no Files API. Upload files with "
-                "POST /v1/containers/{id}/files and name the container explicitly.",
-                status=400,
-                param=f"tools[{tools[0].index}]",
-            )
+        file_ids = await self._file_ids(request, tools)
         try:
-            return await self.containers.auto(
+            container_id = await self.containers.auto(
                 request.tenant,
                 used=containers_in_history(request.history, {tool.kind for tool in tools}),
                 chain_key=request.chain_key,
                 name=f"{AUTO_NAME_PREFIX}{request.chain_key or request.response_id}",
                 memory_limit=options.get("memory_limit"),
             )
+            if file_ids and self.files is not None:
+                await self.files.copy_into_container(
+                    self.containers, request.tenant, container_id, file_ids, skip_present=True
+                )
         except APIError as exc:
             raise BootstrapError(exc.message, status=exc.status) from exc
+        return container_id
+
+    async def _file_ids(self, request: BootstrapRequest, tools: list[StatefulToolDeclaration]) -> list[str]:
+        """The `file_ids` of every auto tool, checked before any container is made (unknown is a 404)."""
+        found: list[str] = []
+        for tool in tools:
+            file_ids = auto_options(tool).get("file_ids")
+            if not file_ids:
+                continue
+            param = (
+                f"tools[{tool.index}].container.file_ids"
+                if tool.kind == "code_interpreter"
+                else f"tools[{tool.index}].environment.file_ids"
+            )
+            if self.files is None:
+                raise BootstrapError("Files are not enabled on this gateway.", status=400, param=param)
+            try:
+                found.extend(await self.files.check_ids(request.tenant, list(file_ids), param))
+            except APIError as exc:
+                raise BootstrapError(exc.message, status=exc.status, param=exc.param) from exc
+        return list(dict.fromkeys(found))

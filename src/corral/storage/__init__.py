@@ -12,6 +12,7 @@ from corral.storage.containers import ContainerStore
 from corral.storage.conversations import ConversationStore
 from corral.storage.engine import Locks, make_engine, migrate
 from corral.storage.errors import NotFound, UnstorableText
+from corral.storage.files import FileStore
 from corral.storage.keys import KeyStore
 from corral.storage.responses import ResponseStore
 from corral.storage.sandbox_hosts import SandboxHostStore
@@ -27,6 +28,7 @@ class Store:
         self.responses = ResponseStore(engine, self.locks)
         self.conversations = ConversationStore(engine, self.locks)
         self.containers = ContainerStore(engine, self.locks)
+        self.files = FileStore(engine, self.locks)
         self.keys = KeyStore(engine, self.locks)
         self.sandbox_hosts = SandboxHostStore(engine, self.locks)
         self.blobs: BlobStore = DatabaseBlobs(engine, self.locks)

@@ -123,3 +123,53 @@ cluster_secrets = sa.Table(
     sa.Column("name", sa.String(80), primary_key=True),
     sa.Column("value", sa.String(200), nullable=False),
 )
+
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("id", sa.String(80), primary_key=True),
+    sa.Column("tenant", sa.String(120), nullable=False),
+    sa.Column("filename", sa.String(1024), nullable=False),
+    sa.Column("purpose", sa.String(40), nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Integer, nullable=False),
+    sa.Column("expires_at", sa.Integer, nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Index("ix_files_tenant_created", "tenant", "created_at"),
+    sa.Index("ix_files_expires", "expires_at"),
+)
+
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    sa.Column("id", sa.String(80), primary_key=True),
+    sa.Column("tenant", sa.String(120), nullable=False),
+    sa.Column("filename", sa.String(1024), nullable=False),
+    sa.Column("purpose", sa.String(40), nullable=False),
+    sa.Column("mime_type", sa.String(255), nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Integer, nullable=False),
+    sa.Column("expires_at", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("file_id", sa.String(80), nullable=True),
+    sa.Column("file_expires_after_s", sa.Integer, nullable=True),
+    sa.Index("ix_uploads_expires", "status", "expires_at"),
+)
+
+upload_parts = sa.Table(
+    "upload_parts",
+    metadata,
+    sa.Column("id", sa.String(80), primary_key=True),
+    sa.Column("upload_id", sa.String(80), sa.ForeignKey("uploads.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("created_at", sa.Integer, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+)
+
+container_file_sources = sa.Table(
+    "container_file_sources",
+    metadata,
+    sa.Column("container_file_id", sa.String(80), primary_key=True),
+    sa.Column("container_id", sa.String(80), nullable=False),
+    sa.Column("file_id", sa.String(80), nullable=False),
+    sa.Index("ix_container_file_sources_container", "container_id", "file_id"),
+)
