@@ -84,6 +84,7 @@ def build_app(settings: Settings) -> Starlette:
                 containers=container_service, mcp_servers=settings.mcp_servers, mcp_timeout_s=settings.mcp_timeout_s
             ),
             max_tool_calls=settings.max_tool_calls,
+            files=file_service,
         )
         app.state.background = BackgroundRunner(app.state.responses, store)
         app.state.max_body_bytes = settings.max_body_bytes

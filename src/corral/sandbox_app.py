@@ -6,7 +6,6 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -20,14 +19,6 @@ from corral.sessions.hosts import SandboxHosts, host_id_for
 from corral.storage import Store
 
 log = logging.getLogger("corral")
-
-
-@dataclass
-class HostedSandboxes:
-    """What the internal API serves: the local backend and the secret gateways present."""
-
-    backend: SandboxBackend
-    secret: str
 
 
 def default_sandbox_python() -> str:
@@ -88,10 +79,9 @@ async def start_hosts(settings: Settings, store: Store, local: SandboxBackend | 
     return hosts
 
 
-def hosted(hosts: SandboxHosts | None) -> HostedSandboxes | None:
-    if hosts is None or hosts.local is None or hosts.secret is None or not hosts.shared:
-        return None
-    return HostedSandboxes(hosts.local, hosts.secret)
+def hosted(hosts: SandboxHosts | None) -> SandboxHosts | None:
+    """What this process serves on the internal sandbox API, if anything."""
+    return hosts if hosts is not None and hosts.serving else None
 
 
 def build_sandbox_host_app(settings: Settings) -> Starlette:

@@ -24,6 +24,7 @@ from tests.conftest import Gateway, start_gateway
 from tests.fixtures.databases import fresh_postgres_url
 from tests.fixtures.sandboxes import TEST_DISK_MB, sandbox_settings
 from tests.support.mock import MockUpstream
+from tests.support.processes import CorralProcess, corral_processes
 
 pytestmark = pytest.mark.sandbox
 
@@ -34,14 +35,28 @@ def call(name: str, **arguments: Any) -> str:
     return f"[[call {name} {json.dumps(arguments)}]]"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["local", pytest.param("remote", marks=pytest.mark.postgres)])
 def gateway(
-    mock_upstream: MockUpstream, sandbox_python: str, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    mock_upstream: MockUpstream,
+    sandbox_python: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
-    with start_gateway(
-        mock_upstream, tmp_path_factory.mktemp("attacked"), sandbox=sandbox_settings(sandbox_python)
-    ) as gw:
-        yield gw
+    """A gateway with its own sandboxes, and one whose containers run on a `corral sandbox-host`
+    process (the attacks then go through the internal API to another root process)."""
+    root = tmp_path_factory.mktemp(f"attacked-{request.param}")
+    settings = sandbox_settings(sandbox_python)
+    if request.param == "local":
+        with start_gateway(mock_upstream, root, sandbox=settings) as gw:
+            yield gw
+        return
+    with fresh_postgres_url() as url, corral_processes(root) as started:
+        started.append(
+            CorralProcess("sandbox-host", root / "host", {"database": url, "sandbox": settings.model_dump()})
+        )
+        remote = settings.model_copy(update={"backend": "hosts"})
+        with start_gateway(mock_upstream, root / "gateway", sandbox=remote, database=url) as gw:
+            yield gw
 
 
 @pytest.fixture()

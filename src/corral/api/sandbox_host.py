@@ -47,13 +47,13 @@ async def _until_disconnect(request: Request, work: Awaitable[T]) -> T:
 
 def _endpoint(handler: Any) -> Any:
     async def endpoint(request: Request) -> Response:
-        hosted = getattr(request.app.state, "sandbox_host", None)
-        if hosted is None:
+        hosts = getattr(request.app.state, "sandbox_host", None)
+        if hosts is None or hosts.local is None:
             return _json({"error": {"kind": "unavailable", "message": "this process serves no sandboxes"}}, 404)
-        if not _authorized(request, hosted.secret):
+        if hosts.secret is None or not _authorized(request, hosts.secret):
             return _json({"error": {"kind": "sandbox", "message": "not authorized"}}, 401)
         try:
-            return await handler(request, hosted.backend, request.path_params["container_id"])
+            return await handler(request, hosts.local, request.path_params["container_id"])
         except Exception as exc:
             status, body = wire.error_json(exc)
             return _json(body, status)

@@ -66,15 +66,29 @@ class SandboxHosts:
         """Whether containers may run in other processes (and files must outlive their host)."""
         return self.advertise_url is not None or self.local is None
 
+    @property
+    def serving(self) -> bool:
+        """Whether this process serves its sandboxes to the others."""
+        return self.local is not None and self.advertise_url is not None
+
     async def start(self) -> None:
+        """Join the shared database's hosts. A database that takes no writes now does not stop the
+        gateway: the heartbeat keeps trying, and readiness reports the database."""
         if not self.shared:
             return
+        self.http = aiohttp.ClientSession()
+        try:
+            await self._join()
+        except Exception:
+            log.exception("could not join the sandbox hosts yet; retrying with the heartbeat")
+        if self.serving:
+            self._heartbeat = asyncio.create_task(self._beat())
+
+    async def _join(self) -> None:
         if self.secret is None:
             self.secret = await self.store.sandbox_hosts.secret()
-        self.http = aiohttp.ClientSession()
-        if self.local is not None and self.advertise_url is not None:
+        if self.serving:
             await self._announce()
-            self._heartbeat = asyncio.create_task(self._beat())
 
     def running(self) -> int:
         sandboxes = getattr(self.local, "sandboxes", None)
@@ -90,14 +104,16 @@ class SandboxHosts:
         while True:
             await asyncio.sleep(self.ttl_s / 3)
             try:
-                await self._announce()
+                await self._join()
             except Exception:
                 log.exception("sandbox host heartbeat failed")
 
     def _remote(self, host: HostRecord) -> RemoteSandboxBackend:
         client = self._remotes.get(host.id)
         if client is None or client.url != host.url.rstrip("/"):
-            assert self.http is not None and self.secret is not None
+            if self.secret is None:
+                raise SandboxUnavailableError("The sandbox hosts' secret could not be read from the database yet.")
+            assert self.http is not None
             client = self._remotes[host.id] = RemoteSandboxBackend(host.id, host.url, self.secret, self.http)
         return client
 
