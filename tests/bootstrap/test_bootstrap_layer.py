@@ -174,9 +174,9 @@ def test_upstream_preflight_rejects_before_bootstrap(
         bootstrapper="tests.bootstrap.plugins:RecordingBootstrapper",
     ) as gateway:
         plugins.calls.clear()
-        image_by_file = [{"role": "user", "content": [{"type": "input_image", "file_id": "file-1", "detail": "auto"}]}]
+        image_without_url = [{"role": "user", "content": [{"type": "input_image", "detail": "auto"}]}]
         response = httpx.post(
-            f"{gateway.url}/responses", json={"model": "mock-model", "input": image_by_file, "tools": [CI_TOOL]}
+            f"{gateway.url}/responses", json={"model": "mock-model", "input": image_without_url, "tools": [CI_TOOL]}
         )
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "input[0].content[0].image_url"

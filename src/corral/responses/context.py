@@ -40,6 +40,9 @@ class RequestContext:
     response: dict[str, Any] = field(default_factory=dict)
     loop_items: list[dict[str, Any]] = field(default_factory=list)
     client_key: str | None = None
+    resolved_inputs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Caller items whose file parts were resolved for the upstream (`file_inputs`), by the identity
+    of the caller's item: the caller's own items stay as they are, for storage."""
 
     @property
     def store(self) -> bool:

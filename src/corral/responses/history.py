@@ -55,7 +55,10 @@ def check_input_against_history(ctx: RequestContext) -> None:
 
 
 def resolve_references(ctx: RequestContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`item_reference` inputs replaced by the referenced history item."""
+    """`item_reference` inputs replaced by the referenced history item, and items whose file parts
+    were resolved for the upstream by their resolved copies."""
+    if ctx.resolved_inputs:
+        items = [ctx.resolved_inputs.get(id(item), item) for item in items]
     if not any(item.get("type") == "item_reference" for item in items):
         return items
     by_id = {item.get("id"): item for item in ctx.history}

@@ -19,10 +19,12 @@ from corral.protocol.response import new_response
 from corral.responses.bootstrap import bootstrap_stateful_tools
 from corral.responses.context import RequestContext
 from corral.responses.execution import build_execution_request
+from corral.responses.file_inputs import resolve_file_inputs
 from corral.responses.history import check_input_against_history, load_history
 from corral.responses.loop import run_tool_loop
 from corral.responses.persist import persist
 from corral.sessions.bootstrap import StatefulToolBootstrapper, declared_stateful_tools
+from corral.sessions.files import FileService
 from corral.storage import Store
 from corral.tools.base import ServerTool
 from corral.upstream.errors import UpstreamError, UpstreamStreamError
@@ -59,8 +61,10 @@ class ResponsesService:
         bootstrapper: StatefulToolBootstrapper,
         tools: ToolFactory,
         max_tool_calls: int,
+        files: FileService | None = None,
     ) -> None:
         self.store = store
+        self.files = files
         self.registry = registry
         self.bootstrapper = bootstrapper
         self.tools = tools
@@ -84,6 +88,7 @@ class ResponsesService:
         await load_history(ctx, self.store)
         check_input_against_history(ctx)
         ctx.route = self.registry.resolve(body.model, key=affinity_key(ctx))
+        await resolve_file_inputs(ctx, self.files)
         if not ctx.passthrough:
             ctx.stateful_tools = declared_stateful_tools(body.tools)
         ctx.server_tools = await self.tools.build(ctx)

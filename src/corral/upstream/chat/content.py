@@ -1,19 +1,25 @@
 """Responses content parts as Chat Completions message content.
 
 Text-only content becomes a plain string (parts joined by newlines, as vLLM and llama.cpp join
-text parts themselves). Images become `image_url` parts. Files given inline (`file_data`) are
-made readable for any chat server: text files are inlined as text, images become `image_url`
-parts, other files (PDFs, archives…) become a one-line note naming the file, because llama.cpp,
-Ollama and vLLM all reject OpenAI's `file` part. Files by `file_id`/`file_url` and images by
-`file_id` cannot be expressed at all: they are a 400 at preflight.
+text parts themselves). Images become `image_url` parts. Files are made readable for any chat
+server, because llama.cpp, Ollama and vLLM all reject OpenAI's `file` part: text files are inlined
+as text, PDFs as the text of their pages (pypdf's text extraction: no OCR, no images), images
+become `image_url` parts, other files (archives, spreadsheets…) a one-line note naming the file.
+
+The engine resolves files by `file_id`/`file_url` (and images by `file_id`) before a request gets
+here, with `readable_part` run off the event loop; a part still unresolved here is a 400.
 """
 
 import base64
 import binascii
+import io
+import logging
 import mimetypes
 from typing import Any
 
 import orjson
+import pypdf
+import pypdf.errors
 
 from corral.protocol.errors import bad_request
 
@@ -38,6 +44,10 @@ _TEXT_APPLICATIONS = frozenset(
     )
 )
 _IMAGE_DETAILS = frozenset(("low", "high"))
+MAX_EXTRACTED_CHARS = 1_000_000
+"""Text kept of one file; the rest is cut with a note (a model's context holds far less anyway)."""
+
+log = logging.getLogger(__name__)
 
 
 def is_text_mime(mime: str) -> bool:
@@ -54,15 +64,62 @@ def split_data_url(file_data: str, filename: str | None) -> tuple[str, str]:
     return guessed or "application/octet-stream", file_data
 
 
-def _decoded_text(payload: str) -> str | None:
+def _decoded(payload: str) -> bytes | None:
     try:
-        raw = base64.b64decode(payload, validate=False)
+        return base64.b64decode(payload, validate=False)
     except (binascii.Error, ValueError):
         return None
+
+
+def _capped(text: str) -> str:
+    if len(text) <= MAX_EXTRACTED_CHARS:
+        return text
+    return text[:MAX_EXTRACTED_CHARS] + f"\n[… cut: the text goes on for {len(text) - MAX_EXTRACTED_CHARS} characters]"
+
+
+def pdf_text(data: bytes) -> str | None:
+    """The text layer of each page, pages marked; None for a PDF that cannot be read."""
     try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            reader.decrypt("")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except (pypdf.errors.PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+        log.info("a PDF input could not be read: %s", exc)
         return None
+    return "\n".join(f"--- page {number} ---\n{text.strip()}" for number, text in enumerate(pages, 1))
+
+
+def sniffed_mime(filename: str | None, data: bytes) -> str:
+    """A file's type from its first bytes where they say it, else from its name."""
+    for magic, mime in ((b"%PDF-", "application/pdf"), (b"\x89PNG", "image/png"), (b"\xff\xd8\xff", "image/jpeg")):
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    return mimetypes.guess_type(filename or "")[0] or "application/octet-stream"
+
+
+def readable_part(filename: str, mime: str, data: bytes) -> dict[str, Any]:
+    """A file as a Responses part a chat model can take: `input_text` (text files, PDFs, or a note
+    saying the content cannot be shown) or `input_image`. CPU-bound for PDFs: call it off the loop."""
+    if mime.startswith("image/"):
+        return {"type": "input_image", "image_url": f"data:{mime};base64,{base64.b64encode(data).decode()}"}
+    text: str | None = None
+    if mime == "application/pdf":
+        extracted = pdf_text(data)
+        if extracted is not None:
+            text = f"[file {filename} (PDF, text extracted)]\n{_capped(extracted)}\n[end of file {filename}]"
+    elif is_text_mime(mime) or mime == "application/octet-stream":
+        try:
+            text = f"[file {filename}]\n{_capped(data.decode('utf-8'))}\n[end of file {filename}]"
+        except UnicodeDecodeError:
+            text = None
+    if text is None:
+        text = f"[file {filename} ({mime}, about {len(data)} bytes): its content cannot be shown to this model]"
+    return {"type": "input_text", "text": text}
 
 
 def file_part(part: dict[str, Any], where: str) -> dict[str, Any]:
@@ -79,15 +136,13 @@ def file_part(part: dict[str, Any], where: str) -> dict[str, Any]:
     if mime.startswith("image/"):
         url = file_data if file_data.startswith("data:") else f"data:{mime};base64,{payload}"
         return {"type": "image_url", "image_url": {"url": url}}
-    if is_text_mime(mime):
-        text = _decoded_text(payload)
-        if text is not None:
-            return {"type": "text", "text": f"[file {filename}]\n{text}\n[end of file {filename}]"}
-    size = len(payload) * 3 // 4 - payload.count("=", -2)
-    return {
-        "type": "text",
-        "text": f"[file {filename} ({mime}, about {size} bytes): its content cannot be shown to this model]",
-    }
+    data = _decoded(payload)
+    if data is None:
+        raise bad_request("The file's `file_data` is not valid base64.", param=f"{where}.file_data")
+    if mime == "application/octet-stream":
+        mime = sniffed_mime(part.get("filename"), data)
+    readable = readable_part(filename, mime, data)
+    return chat_part(readable, where)
 
 
 def image_part(part: dict[str, Any], where: str) -> dict[str, Any]:
