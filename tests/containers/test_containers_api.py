@@ -38,8 +38,9 @@ def test_bad_container_requests(sandboxed: Gateway, mock: MockUpstream) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.containers.create(name="x", memory_limit="3g")  # type: ignore[arg-type]
     assert caught.value.param == "memory_limit"
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.NotFoundError) as unknown_file:
         client.containers.create(name="x", file_ids=["file-1"])
+    assert unknown_file.value.param == "file_ids[0]"
 
 
 def test_container_files(sandboxed: Gateway, mock: MockUpstream) -> None:
