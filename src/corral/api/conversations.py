@@ -6,11 +6,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from corral.api.http import JSONResponse, page, query_int, query_order, read_json
+from corral.api.http import IdRoute, JSONResponse, page, query_int, query_order, read_json
 from corral.api.tenancy import tenant_of
 from corral.protocol.errors import bad_request, not_found
 from corral.protocol.items import normalize_input
-from corral.protocol.request import validate_input_item
+from corral.protocol.request import check_id_prefix, validate_input_item
 from corral.protocol.validation import json_type_name, validate_metadata
 from corral.storage import NotFound, Store
 
@@ -19,6 +19,12 @@ MAX_ITEMS = 20
 
 def _store(request: Request) -> Store:
     return request.app.state.store
+
+
+def _conversation_id(request: Request) -> str:
+    conversation_id: str = request.path_params["conversation_id"]
+    check_id_prefix(conversation_id, "conv", "conversation_id")
+    return conversation_id
 
 
 def _missing(conversation_id: str) -> Exception:
@@ -80,7 +86,7 @@ async def create_conversation(request: Request) -> Response:
 
 
 async def retrieve_conversation(request: Request) -> Response:
-    conversation_id = request.path_params["conversation_id"]
+    conversation_id = _conversation_id(request)
     conversation = await _store(request).conversations.get(tenant_of(request), conversation_id)
     if conversation is None:
         raise _missing(conversation_id)
@@ -88,7 +94,7 @@ async def retrieve_conversation(request: Request) -> Response:
 
 
 async def update_conversation(request: Request) -> Response:
-    conversation_id = request.path_params["conversation_id"]
+    conversation_id = _conversation_id(request)
     body = _object(await read_json(request))
     _unknown_keys(body, ("metadata",))
     conversation = await _store(request).conversations.update(
@@ -100,14 +106,14 @@ async def update_conversation(request: Request) -> Response:
 
 
 async def delete_conversation(request: Request) -> Response:
-    conversation_id = request.path_params["conversation_id"]
+    conversation_id = _conversation_id(request)
     if not await _store(request).conversations.delete(tenant_of(request), conversation_id):
         raise _missing(conversation_id)
     return JSONResponse({"id": conversation_id, "object": "conversation.deleted", "deleted": True})
 
 
 async def create_items(request: Request) -> Response:
-    conversation_id = request.path_params["conversation_id"]
+    conversation_id = _conversation_id(request)
     body = _object(await read_json(request))
     _unknown_keys(body, ("items",))
     items = _items(body, required=True)
@@ -119,7 +125,7 @@ async def create_items(request: Request) -> Response:
 
 
 async def list_items(request: Request) -> Response:
-    conversation_id = request.path_params["conversation_id"]
+    conversation_id = _conversation_id(request)
     try:
         items, has_more = await _store(request).conversations.list_items(
             tenant_of(request),
@@ -134,7 +140,7 @@ async def list_items(request: Request) -> Response:
 
 
 async def retrieve_item(request: Request) -> Response:
-    conversation_id = request.path_params["conversation_id"]
+    conversation_id = _conversation_id(request)
     item_id = request.path_params["item_id"]
     store = _store(request)
     if await store.conversations.get(tenant_of(request), conversation_id) is None:
@@ -146,7 +152,7 @@ async def retrieve_item(request: Request) -> Response:
 
 
 async def delete_item(request: Request) -> Response:
-    conversation_id = request.path_params["conversation_id"]
+    conversation_id = _conversation_id(request)
     item_id = request.path_params["item_id"]
     store = _store(request)
     conversation = await store.conversations.get(tenant_of(request), conversation_id)
@@ -157,13 +163,17 @@ async def delete_item(request: Request) -> Response:
     return JSONResponse(conversation)
 
 
+def _conversation_route(path: str, endpoint: Any, method: str) -> IdRoute:
+    return IdRoute(path, endpoint, methods=[method], id_param="conversation_id", prefix="conv")
+
+
 routes = [
     Route("/v1/conversations", create_conversation, methods=["POST"]),
-    Route("/v1/conversations/{conversation_id}", retrieve_conversation, methods=["GET"]),
-    Route("/v1/conversations/{conversation_id}", update_conversation, methods=["POST"]),
-    Route("/v1/conversations/{conversation_id}", delete_conversation, methods=["DELETE"]),
-    Route("/v1/conversations/{conversation_id}/items", create_items, methods=["POST"]),
-    Route("/v1/conversations/{conversation_id}/items", list_items, methods=["GET"]),
-    Route("/v1/conversations/{conversation_id}/items/{item_id}", retrieve_item, methods=["GET"]),
-    Route("/v1/conversations/{conversation_id}/items/{item_id}", delete_item, methods=["DELETE"]),
+    _conversation_route("/v1/conversations/{conversation_id}", retrieve_conversation, "GET"),
+    _conversation_route("/v1/conversations/{conversation_id}", update_conversation, "POST"),
+    _conversation_route("/v1/conversations/{conversation_id}", delete_conversation, "DELETE"),
+    _conversation_route("/v1/conversations/{conversation_id}/items", create_items, "POST"),
+    _conversation_route("/v1/conversations/{conversation_id}/items", list_items, "GET"),
+    _conversation_route("/v1/conversations/{conversation_id}/items/{item_id}", retrieve_item, "GET"),
+    _conversation_route("/v1/conversations/{conversation_id}/items/{item_id}", delete_item, "DELETE"),
 ]

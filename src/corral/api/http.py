@@ -5,6 +5,8 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from corral.protocol.errors import APIError, bad_request
 
@@ -26,6 +28,17 @@ async def read_json(request: Request) -> Any:
             "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid "
             "JSON.)",
         ) from None
+
+
+def client_key(request: Request) -> str | None:
+    """The caller's own upstream key: `X-Upstream-Api-Key`, or its bearer key when Corral's auth is off."""
+    explicit = request.headers.get("x-upstream-api-key")
+    if explicit:
+        return explicit
+    if request.app.state.keyring.enabled:
+        return None
+    authorization = request.headers.get("authorization", "")
+    return authorization[7:].strip() if authorization.lower().startswith("bearer ") else None
 
 
 def error_response(exc: APIError) -> JSONResponse:
@@ -68,3 +81,26 @@ def page(items: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
         "last_id": items[-1]["id"] if items else None,
         "has_more": has_more,
     }
+
+
+class IdRoute(Route):
+    """A route whose `{name}` path segment is an id with a known prefix (`resp_…`, `conv_…`).
+
+    Where only the method differs, Starlette answers 405; but `POST /v1/responses/compact` is not
+    the wrong method on a response, it is a path Corral does not serve, so a segment that is not
+    such an id makes the method mismatch no match at all (a 404). With the right method the
+    handler still runs, and answers for a malformed or unknown id itself.
+    """
+
+    def __init__(self, path: str, endpoint: Any, *, methods: list[str], id_param: str, prefix: str) -> None:
+        super().__init__(path, endpoint, methods=methods)
+        self.id_param = id_param
+        self.prefix = f"{prefix}_"
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is Match.PARTIAL:
+            value = child.get("path_params", {}).get(self.id_param, "")
+            if not str(value).startswith(self.prefix):
+                return Match.NONE, {}
+        return match, child

@@ -10,7 +10,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from corral.api.errors import stream_failure
-from corral.api.http import JSONResponse, page, query_int, query_order, read_json
+from corral.api.http import IdRoute, JSONResponse, client_key, page, query_int, query_order, read_json
+from corral.api.input_tokens import count_input_tokens
 from corral.api.streaming import SSE_HEADERS, stream_events
 from corral.api.tenancy import tenant_of
 from corral.protocol.errors import bad_request, not_found
@@ -39,17 +40,6 @@ def _store(request: Request) -> Store:
 
 def _missing(response_id: str) -> Exception:
     return not_found(f"Response with id '{response_id}' not found.")
-
-
-def client_key(request: Request) -> str | None:
-    """The caller's own upstream key: `X-Upstream-Api-Key`, or its bearer key when Corral's auth is off."""
-    explicit = request.headers.get("x-upstream-api-key")
-    if explicit:
-        return explicit
-    if request.app.state.keyring.enabled:
-        return None
-    authorization = request.headers.get("authorization", "")
-    return authorization[7:].strip() if authorization.lower().startswith("bearer ") else None
 
 
 async def create_response(request: Request) -> Response:
@@ -182,10 +172,15 @@ async def list_input_items(request: Request) -> Response:
     return JSONResponse(page([present_item(item, include) for item in items], has_more))
 
 
+def _response_route(path: str, endpoint: Any, method: str) -> IdRoute:
+    return IdRoute(path, endpoint, methods=[method], id_param="response_id", prefix="resp")
+
+
 routes = [
     Route("/v1/responses", create_response, methods=["POST"]),
-    Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
-    Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
-    Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
-    Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
+    Route("/v1/responses/input_tokens", count_input_tokens, methods=["POST"]),
+    _response_route("/v1/responses/{response_id}", retrieve_response, "GET"),
+    _response_route("/v1/responses/{response_id}", delete_response, "DELETE"),
+    _response_route("/v1/responses/{response_id}/input_items", list_input_items, "GET"),
+    _response_route("/v1/responses/{response_id}/cancel", cancel_response, "POST"),
 ]

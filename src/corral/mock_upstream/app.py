@@ -11,7 +11,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from corral.mock_upstream import chat_api, responses_api
-from corral.mock_upstream.script import Conversation, Turn, deltas, from_chat, from_responses, plan
+from corral.mock_upstream.script import Conversation, Turn, deltas, from_chat, from_responses, plan, text_of
 
 MODELS = ("mock-model", "mock-model-2")
 
@@ -85,6 +85,17 @@ def build_app() -> Starlette:
     async def chat(request: Request) -> Response:
         return await answer(request, from_chat, chat_api.completion, chat_api.stream)
 
+    async def tokenize(request: Request) -> Response:
+        """vLLM's `POST /tokenize` with chat `messages`: one token per word, and ten per tool.
+        A message saying `[[no-tokenizer]]` gets a 404, as from a server without the endpoint."""
+        body = orjson.loads(await request.body())
+        received.append({"path": request.url.path, "body": body, "headers": dict(request.headers)})
+        texts = [text_of(message.get("content")) for message in body.get("messages") or []]
+        if "messages" not in body or any("[[no-tokenizer]]" in text for text in texts):
+            return _json({"detail": "Not Found"}, 404)
+        count = sum(len(text.split()) for text in texts) + 10 * len(body.get("tools") or [])
+        return _json({"count": count, "max_model_len": 4096, "tokens": list(range(count))})
+
     async def models(request: Request) -> Response:
         return _json(
             {
@@ -103,6 +114,7 @@ def build_app() -> Starlette:
             Route("/v1/responses", responses, methods=["POST"]),
             Route("/v1/chat/completions", chat, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
+            Route("/tokenize", tokenize, methods=["POST"]),
             Route("/_mock/requests", requests_log, methods=["GET", "DELETE"]),
         ]
     )

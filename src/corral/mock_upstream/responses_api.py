@@ -25,6 +25,10 @@ def _usage(turn: Turn, output_words: int) -> dict[str, Any]:
     }
 
 
+def _logprobs(turn: Turn) -> list[Any] | None:
+    return None if turn.null_logprobs else []
+
+
 def _items(turn: Turn) -> list[dict[str, Any]]:
     status = "incomplete" if turn.length else "completed"
     items: list[dict[str, Any]] = []
@@ -59,7 +63,7 @@ def _items(turn: Turn) -> list[dict[str, Any]]:
                 "id": _id("msg"),
                 "role": "assistant",
                 "status": status,
-                "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+                "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": _logprobs(turn)}],
             }
         )
     return items
@@ -110,7 +114,7 @@ async def stream(body: dict[str, Any], turn: Turn) -> AsyncIterator[bytes]:
                 output_index=index,
                 item={**item, "content": [], "status": "in_progress"},
             )
-            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": _logprobs(turn)}
             yield event(
                 "response.content_part.added",
                 item_id=item["id"],
@@ -140,7 +144,7 @@ async def stream(body: dict[str, Any], turn: Turn) -> AsyncIterator[bytes]:
                     output_index=index,
                     content_index=0,
                     delta=piece,
-                    logprobs=[],
+                    logprobs=_logprobs(turn),
                 )
             yield event(
                 "response.output_text.done",
@@ -148,7 +152,7 @@ async def stream(body: dict[str, Any], turn: Turn) -> AsyncIterator[bytes]:
                 output_index=index,
                 content_index=0,
                 text=text,
-                logprobs=[],
+                logprobs=_logprobs(turn),
             )
             yield event(
                 "response.content_part.done",

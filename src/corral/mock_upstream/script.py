@@ -26,6 +26,8 @@ class Turn:
     slow_ms: int = 0
     length: bool = False
     input_tokens: int = 0
+    null_logprobs: bool = False
+    """Send `logprobs: null` on text parts and events, as some Responses servers do."""
 
 
 @dataclass
@@ -37,7 +39,7 @@ class Conversation:
     input_words: int
 
 
-def _text_of(content: Any) -> str:
+def text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -60,19 +62,19 @@ def from_responses(body: dict[str, Any]) -> Conversation:
     for item in items or []:
         kind = item.get("type", "message")
         if kind == "message":
-            text = _text_of(item.get("content"))
+            text = text_of(item.get("content"))
             words += len(text.split())
             if item.get("role") == "user":
                 user_text, outputs = text, []
         elif kind == "function_call_output":
-            outputs.append(_text_of(item.get("output")))
+            outputs.append(text_of(item.get("output")))
     return Conversation(user_text, outputs, words)
 
 
 def from_chat(body: dict[str, Any]) -> Conversation:
     user_text, outputs, words = "", [], 0
     for message in body.get("messages") or []:
-        text = _text_of(message.get("content"))
+        text = text_of(message.get("content"))
         words += len(text.split())
         if message.get("role") == "user":
             user_text, outputs = text, []
@@ -99,6 +101,8 @@ def plan(conversation: Conversation) -> Turn:
             turn.slow_ms = int(argument or 50)
         elif name == "length":
             turn.length = True
+        elif name == "null-logprobs":
+            turn.null_logprobs = True
         elif name == "reasoning":
             turn.reasoning = "Let me think about this step by step."
         elif name == "say":

@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 from openai.types.responses import ResponseErrorEvent
 
+from corral.protocol.items import complete_event
+
 Sink = Callable[[bytes], Awaitable[None]]
 Recorder = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -38,6 +40,7 @@ class Emitter:
             return
         if not self.started:
             await self.start()
+        complete_event(event)
         event["sequence_number"] = self.sequence
         self.sequence += 1
         if self.recorder is not None:

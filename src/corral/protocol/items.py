@@ -5,6 +5,7 @@ from typing import Any
 from corral.protocol.ids import new_item_id
 
 _TEXT_PART = {"assistant": "output_text"}
+_TEXT_EVENTS = frozenset(("response.output_text.delta", "response.output_text.done"))
 
 
 def normalize_message_content(role: str, content: str | list[Any]) -> list[dict[str, Any]]:
@@ -44,3 +45,36 @@ def output_text(items: list[dict[str, Any]]) -> str:
         for part in item.get("content", [])
         if part.get("type") == "output_text"
     )
+
+
+def complete_text_part(part: Any) -> None:
+    """An `output_text` part with the `annotations` and `logprobs` lists OpenAI always sends.
+
+    Upstreams that speak the Responses API (vLLM, llama.cpp…) send `logprobs: null` or leave it
+    out; clients and schema checks expect `[]`.
+    """
+    if isinstance(part, dict) and part.get("type") == "output_text":
+        if part.get("annotations") is None:
+            part["annotations"] = []
+        if part.get("logprobs") is None:
+            part["logprobs"] = []
+
+
+def complete_message(item: Any) -> None:
+    if isinstance(item, dict) and item.get("type") == "message":
+        for part in item.get("content") or ():
+            complete_text_part(part)
+
+
+def complete_event(event: dict[str, Any]) -> None:
+    """The text parts an event carries, completed in place (`complete_text_part`)."""
+    if "item" in event:
+        complete_message(event["item"])
+    if "part" in event:
+        complete_text_part(event["part"])
+    if event.get("type") in _TEXT_EVENTS and event.get("logprobs") is None:
+        event["logprobs"] = []
+    response = event.get("response")
+    if isinstance(response, dict):
+        for item in response.get("output") or ():
+            complete_message(item)

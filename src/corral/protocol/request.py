@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from corral.protocol.errors import bad_request
+from corral.protocol.tool_choice import validate_tool_choice
 from corral.protocol.validation import api_error_from_validation, json_type_name, validate_metadata
 
 Include = Literal[
@@ -149,6 +150,20 @@ def _validate_part(part: Any, where: str) -> None:
     _check_fields(part, tuple((name, str) for name in _PART_REQUIRED[part_type] if name != "input_audio"), where)
 
 
+def refuse_skills(skills: Any, param: str) -> None:
+    """Skills (inline zip bundles, `skill_reference` ids, local skill paths) are not supported
+    yet: a request that names any is refused, never run without them. An empty list asks for
+    nothing and passes."""
+    if skills is None or skills == []:
+        return
+    raise bad_request(
+        f"Unsupported parameter: '{param}'. Skills are not supported by this gateway yet; remove them from "
+        "the request.",
+        param=param,
+        code="unsupported_parameter",
+    )
+
+
 def validate_tool(tool: Any, where: str) -> None:
     if not isinstance(tool, dict):
         raise _type_error(where, dict, tool)
@@ -193,6 +208,18 @@ def validate_tool(tool: Any, where: str) -> None:
                 )
             if kind == "container_reference":
                 _check_fields(environment, (("container_id", str),), f"{where}.environment")
+            refuse_skills(environment.get("skills"), f"{where}.environment.skills")
+
+
+def check_id_prefix(value: str, prefix: str, param: str) -> None:
+    """A malformed id is a 400 naming the expected prefix, as OpenAI answers; only a well-formed
+    id that names nothing is a 404."""
+    if not value.startswith(f"{prefix}_"):
+        raise bad_request(
+            f"Invalid '{param}': '{value}'. Expected an ID that begins with '{prefix}'.",
+            param=param,
+            code="invalid_value",
+        )
 
 
 def validate_create_body(body: Any) -> CreateResponseBody:
@@ -220,6 +247,43 @@ def validate_create_body(body: Any) -> CreateResponseBody:
             validate_input_item(item, f"input[{index}]")
     for index, tool in enumerate(parsed.tools or []):
         validate_tool(tool, f"tools[{index}]")
+    validate_tool_choice(parsed.tool_choice, parsed.tools)
+    if parsed.conversation is not None:
+        conversation_id = parsed.conversation if isinstance(parsed.conversation, str) else parsed.conversation.id
+        check_id_prefix(conversation_id, "conv", "conversation")
     if parsed.background and parsed.store is False:
         raise bad_request("Background mode requires 'store' to be true.", param="background")
     return parsed
+
+
+class InputTokensBody(_Strict):
+    """`POST /v1/responses/input_tokens`: the parts of a create body that make up the model's input."""
+
+    model: StrictStr
+    input: StrictStr | list[Any] | None = None
+    instructions: StrictStr | list[Any] | None = None
+    previous_response_id: StrictStr | None = None
+    conversation: StrictStr | ConversationRef | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: StrictStr | dict[str, Any] | None = None
+    parallel_tool_calls: StrictBool | None = None
+    text: dict[str, Any] | None = None
+    reasoning: dict[str, Any] | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+    personality: StrictStr | None = None
+
+
+def validate_input_tokens_body(body: Any) -> CreateResponseBody:
+    """A token-count body, checked as a create body would be; returned as the create body whose
+    input it counts (never stored: `store` is false)."""
+    if not isinstance(body, dict):
+        raise bad_request(
+            f"Invalid type for body: expected an object, but got {json_type_name(body)} instead.",
+            code="invalid_type",
+        )
+    try:
+        parsed = InputTokensBody.model_validate(body)
+    except ValidationError as exc:
+        raise api_error_from_validation(exc) from None
+    fields = parsed.model_dump(exclude_none=True, exclude={"personality"})
+    return validate_create_body({**fields, "store": False})

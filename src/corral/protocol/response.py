@@ -8,14 +8,24 @@ from corral.protocol.request import CreateResponseBody
 _SECRET_TOOL_FIELDS = ("authorization",)
 
 
+_FUNCTION_KEYS = ("description", "parameters", "strict")
+"""Keys of a function tool that the Response schema requires (nullable) even when not sent."""
+
+
 def echo_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """Tools as echoed back: credentials are never echoed."""
+    """Tools as echoed back: credentials never; a function tool with every key its schema requires.
+
+    A `strict` the caller left out is echoed as null rather than OpenAI's default `true`: the
+    gateway does not enforce schemas itself, so the upstream's own default applies.
+    """
     echoed = []
     for tool in tools or []:
         if any(field in tool for field in _SECRET_TOOL_FIELDS) or tool.get("headers"):
             tool = {key: value for key, value in tool.items() if key not in _SECRET_TOOL_FIELDS}
             if tool.get("headers"):
                 tool["headers"] = {name: "<redacted>" for name in tool["headers"]}
+        if tool.get("type") == "function" and any(key not in tool for key in _FUNCTION_KEYS):
+            tool = {**tool, **{key: None for key in _FUNCTION_KEYS if key not in tool}}
         echoed.append(tool)
     return echoed
 
@@ -30,6 +40,7 @@ def new_response(response_id: str, body: CreateResponseBody, *, conversation_id:
         "background": bool(body.background),
         "completed_at": None,
         "error": None,
+        "frequency_penalty": 0.0,
         "incomplete_details": None,
         "instructions": body.instructions,
         "max_output_tokens": body.max_output_tokens,
@@ -39,6 +50,7 @@ def new_response(response_id: str, body: CreateResponseBody, *, conversation_id:
         "parallel_tool_calls": True if body.parallel_tool_calls is None else body.parallel_tool_calls,
         "previous_response_id": body.previous_response_id,
         "conversation": {"id": conversation_id} if conversation_id else None,
+        "presence_penalty": 0.0,
         "prompt": body.prompt,
         "prompt_cache_key": body.prompt_cache_key,
         "reasoning": body.reasoning or {"effort": None, "summary": None},

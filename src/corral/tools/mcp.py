@@ -281,22 +281,25 @@ def find_approval_request(history: Iterable[Mapping[str, Any]], approval_request
 
 
 def approval_responses(
-    history: Sequence[Mapping[str, Any]], input_items: Iterable[Mapping[str, Any]]
+    history: Sequence[Mapping[str, Any]], input_items: Sequence[Mapping[str, Any]]
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(approval request, approval response) pairs the caller answers now, in input order.
 
-    An `mcp_approval_response` naming no request of the history is a 400 (`param` "input");
-    a request that already has its `mcp_call` (or an earlier answer) is skipped.
+    The request is looked for in the stored history and in the caller's own input: a stateless
+    client (the Agents SDK, often with `store: false`) sends the `mcp_approval_request` back
+    beside its answer instead of naming a `previous_response_id`. An `mcp_approval_response`
+    naming no request of either is a 400 (`param` "input"); a request that already has its
+    `mcp_call` (in either), or a stored answer, is skipped.
     """
-    answered = {
-        item.get("approval_request_id") for item in history if item.get("type") in ("mcp_call", "mcp_approval_response")
-    }
+    context = [*history, *input_items]
+    answered = {item.get("approval_request_id") for item in history if item.get("type") == "mcp_approval_response"}
+    answered.update(item.get("approval_request_id") for item in context if item.get("type") == "mcp_call")
     pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for item in input_items:
         if item.get("type") != "mcp_approval_response":
             continue
         request_id = item.get("approval_request_id")
-        request = find_approval_request(history, str(request_id))
+        request = find_approval_request(context, str(request_id))
         if request is None:
             raise bad_request(f"No MCP approval request found with id '{request_id}'.", param="input")
         if request_id in answered:
@@ -386,7 +389,7 @@ class McpTool:
         # `timeout_s` is accepted for compatibility: each declaration's spec carries its timeout.
         del timeout_s
         self.declarations = {decl.label: decl for decl in declarations}
-        self.history = history
+        self.history = [*history, *caller_input]
         self.reserved_names = reserved_names
         self.tools: dict[str, dict[str, dict[str, Any]]] = {}
         self.functions: list[dict[str, Any]] = []

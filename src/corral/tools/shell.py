@@ -12,14 +12,20 @@ DESCRIPTION = (
     "Run shell commands (bash) in a persistent sandbox whose working directory is /mnt/data, shared with the "
     "Python tool. Each command runs in order; its stdout, stderr and exit code come back. No internet access."
 )
+LOCAL_DESCRIPTION = (
+    "Run shell commands on the user's own machine: the user's client runs them, in order, in its own working "
+    "directory and environment, and returns each command's stdout, stderr and exit code."
+)
+"""`environment: {type: "local"}`: nothing about the gateway's sandbox (no /mnt/data, no network rule)
+holds where the client runs the commands."""
 DEFAULT_MAX_OUTPUT = 16_384
 
 
-def shell_function() -> dict[str, Any]:
+def shell_function(description: str = DESCRIPTION) -> dict[str, Any]:
     return {
         "type": "function",
         "name": SHELL_TOOL,
-        "description": DESCRIPTION,
+        "description": description,
         "parameters": {
             "type": "object",
             "properties": {
@@ -85,6 +91,9 @@ class _ShellFunction:
 
 class ClientShellTool(_ShellFunction):
     """`shell` with a local environment: the client runs the commands, so the call ends the response."""
+
+    def function_tools(self) -> list[dict[str, Any]]:
+        return [shell_function(LOCAL_DESCRIPTION)]
 
     async def execute(self, call: ToolCall, emitter: Emitter) -> ToolOutcome:
         shell_call, *_ = await announce_shell_call(emitter, call, {"type": "local"})
