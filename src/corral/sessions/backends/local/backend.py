@@ -41,6 +41,7 @@ UID_BASE = 1_800_000_000
 UID_SPAN = 1_000_000
 POOL_MEMORY = "1g"
 POOL_PREFIX = ".pool-"
+KERNEL_RESTARTED = "[the Python kernel had stopped and was started again: variables and imports are gone]\n"
 RECOVERED = "\n[the container hit its process limit: all its processes were killed and restarted; files are kept]"
 
 
@@ -177,13 +178,17 @@ class LocalSandboxBackend:
             sandbox.data, sandbox.run, python=self.python, identity=sandbox.identity, cgroups=sandbox.cgroups
         )
 
-    async def _kernel(self, sandbox: Sandbox) -> KernelSession:
+    async def _kernel(self, sandbox: Sandbox) -> tuple[KernelSession, bool]:
+        """The container's kernel, started if needed; and whether an earlier one had died (its
+        variables are gone, which the next call's output must say)."""
+        restarted = False
         if sandbox.kernel is None or not sandbox.kernel.alive:
             if sandbox.kernel is not None:
+                restarted = True
                 await sandbox.kernel.stop()
             sandbox.kernel = self._kernel_session(sandbox)
             await sandbox.kernel.start()
-        return sandbox.kernel
+        return sandbox.kernel, restarted
 
     def _shell(self, sandbox: Sandbox) -> ShellSession:
         if sandbox.shell is None:
@@ -251,8 +256,10 @@ class LocalSandboxBackend:
         sandbox = self._get(container_id)
         async with sandbox.lock:
             try:
-                kernel = await self._kernel(sandbox)
+                kernel, restarted = await self._kernel(sandbox)
                 result = await kernel.execute(code, timeout_s=timeout_s, output_limit=self.output_limit)
+                if restarted:
+                    result.stderr = KERNEL_RESTARTED + result.stderr
                 await self._save_images(sandbox, result)
                 if await self._recover_if_saturated(sandbox):
                     result.stderr += RECOVERED
@@ -265,6 +272,7 @@ class LocalSandboxBackend:
                     stderr=f"{exc}. The kernel was restarted: variables and imports are gone, files are kept.",
                     error={"ename": "KernelDied", "evalue": str(exc), "traceback": [str(exc)]},
                     timed_out=True,
+                    status="error",
                 )
 
     async def run_shell(

@@ -35,6 +35,7 @@ from corral.sessions.backends.base import PythonResult
 from corral.sessions.backends.local.bwrap import SANDBOX_RUN, SandboxIdentity, python_layout
 from corral.sessions.backends.local.limits import CgroupSet
 from corral.sessions.backends.local.process import SandboxProcess, terminate
+from corral.sessions.backends.local.sockets import PinnedSockets, SocketsNotReady
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class KernelSession(SandboxProcess):
         self._sockets: dict[str, tuple[zmq.asyncio.Socket, zmq.Socket[bytes]]] = {}
         self._monitors: dict[zmq.asyncio.Socket, str] = {}
         self._lost: set[str] = set()
+        self._pinned: PinnedSockets | None = None
 
     async def start(self, *, timeout_s: float = 60.0) -> None:
         key = secrets.token_hex(32)
@@ -144,7 +146,12 @@ class KernelSession(SandboxProcess):
         finally:
             if output != asyncio.subprocess.DEVNULL:
                 os.close(output)
-        self._info = {**info, "ip": str(self.run_dir / name)}
+        self._pinned = PinnedSockets(self.run_dir, name, _PORTS.values())
+        try:
+            ip = await self._pinned.pin(lambda: self.alive, timeout_s)
+        except SocketsNotReady as exc:
+            raise KernelDied(str(exc)) from exc
+        self._info = {**info, "ip": ip}
         await self._connect(timeout_s)
 
     async def _connect(self, timeout_s: float) -> None:
@@ -183,6 +190,9 @@ class KernelSession(SandboxProcess):
         self._disconnect()
         await terminate(self.process)
         self.process = None
+        if self._pinned is not None:
+            await asyncio.to_thread(self._pinned.release)
+            self._pinned = None
 
     def _send_interrupt(self) -> str:
         assert self.client is not None
