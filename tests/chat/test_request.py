@@ -409,7 +409,7 @@ def test_consecutive_calls_become_one_assistant_message() -> None:
         {"role": "user", "content": "Weather in Paris and Tokyo?"},
         {
             "role": "assistant",
-            "content": None,
+            "content": "",
             "tool_calls": [
                 {
                     "id": "call_p",
@@ -543,7 +543,7 @@ def test_replayed_mcp_items() -> None:
         {"role": "user", "content": "Roll two dice."},
         {
             "role": "assistant",
-            "content": None,
+            "content": "",
             "tool_calls": [
                 {
                     "id": "mcp_1",
@@ -582,7 +582,7 @@ def test_replayed_code_interpreter_call() -> None:
     result = messages(items)
     assert result[1] == {
         "role": "assistant",
-        "content": None,
+        "content": "",
         "tool_calls": [
             {
                 "id": "ci_1",

@@ -270,9 +270,11 @@ def test_a_recovered_worker_gets_traffic_again(tmp_path: Path) -> None:
         if not state["healthy"]:
             return JSONResponse({"error": {"message": "down", "type": "server_error"}}, status_code=500)
         body = await request.json()
+        message = {"type": "message", "id": "msg_x", "role": "assistant", "status": "completed",
+                   "content": [{"type": "output_text", "text": "back", "annotations": []}]}
         return JSONResponse(
             {"id": "resp_x", "object": "response", "created_at": 0, "status": "completed", "model": body["model"],
-             "output": [], "usage": None}
+             "output": [message], "usage": None}
         )  # fmt: skip
 
     flaky = Starlette(routes=[Route("/v1/responses", answer, methods=["POST"])])

@@ -57,6 +57,20 @@ def model_tool_choice(choice: Any) -> Any:
     return choice
 
 
+def relaxed_tool_choice(choice: Any, loop_items: list[dict[str, Any]]) -> Any:
+    """A forcing choice, once this request's tool loop has made a call, as `auto`.
+
+    Forcing (`required`, a named tool, `allowed_tools` in `required` mode) applies to the first
+    model call; re-sent on every turn it would make the model call again and again until
+    `max_tool_calls`. OpenAI relaxes it the same way after the forced call.
+    """
+    if choice in (None, "auto", "none") or not any(item.get("type") == "function_call" for item in loop_items):
+        return choice
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        return {**choice, "mode": "auto"}
+    return "auto"
+
+
 def build_execution_request(ctx: RequestContext) -> dict[str, Any]:
     assert ctx.route is not None
     hosted = ctx.passthrough
@@ -77,6 +91,8 @@ def build_execution_request(ctx: RequestContext) -> dict[str, Any]:
             request[name] = value
     if hosted and body.include:
         request["include"] = body.include
+    if "tool_choice" in request:
+        request["tool_choice"] = relaxed_tool_choice(request["tool_choice"], ctx.loop_items)
     if "tool_choice" in request and not hosted:
         request["tool_choice"] = model_tool_choice(request["tool_choice"])
     tools = upstream_tools(ctx)

@@ -26,9 +26,6 @@ class LoopLimits:
         self.limit = min(requested, gateway_cap) if requested else gateway_cap
         self.used = 0
 
-    def allow(self) -> bool:
-        return self.used < self.limit
-
 
 def _owner(ctx: RequestContext, item: dict[str, Any]) -> ServerTool | None:
     if item.get("type") != "function_call":
@@ -148,16 +145,13 @@ async def run_tool_loop(ctx: RequestContext, emitter: Emitter, *, gateway_cap: i
     while True:
         last = await model_turn(ctx, build_execution_request(ctx), emitter, annotator if annotator.hooks else None)
         response["usage"] = add_usage(response.get("usage"), last.usage)
-        owned = [(item, tool) for item in last.output if (tool := _owner(ctx, item))]
-        response["output"].extend(item for item in last.output if not _owner(ctx, item))
+        owners = [(item, _owner(ctx, item)) for item in last.output]
+        owned = [(item, tool) for item, tool in owners if tool is not None]
+        response["output"].extend(item for item, tool in owners if tool is None)
         ctx.loop_items.extend(last.output)
         if last.status != "completed" or not owned:
             return last
-        if not limits.allow():
-            response["status"] = "incomplete"
-            response["incomplete_details"] = {"reason": "max_tool_calls"}
-            return last
-        runnable = owned[: limits.limit - limits.used]
+        runnable = owned[: max(0, limits.limit - limits.used)]
         limits.used += len(runnable)
         outcomes = await asyncio.gather(
             *(
@@ -173,6 +167,6 @@ async def run_tool_loop(ctx: RequestContext, emitter: Emitter, *, gateway_cap: i
             response["status"] = "incomplete"
             response["incomplete_details"] = {"reason": "max_tool_calls"}
             return last
-        client_calls = any(item.get("type") in _CLIENT_CALLS and not _owner(ctx, item) for item in last.output)
+        client_calls = any(item.get("type") in _CLIENT_CALLS and tool is None for item, tool in owners)
         if client_calls or any(outcome.stop for outcome in outcomes):
             return last

@@ -87,7 +87,7 @@ class ResponsesService:
         )
         await load_history(ctx, self.store)
         check_input_against_history(ctx)
-        ctx.route = self.registry.resolve(body.model, key=affinity_key(ctx))
+        ctx.route = await self.registry.route(body.model, key=affinity_key(ctx))
         await resolve_file_inputs(ctx, self.files)
         if not ctx.passthrough:
             ctx.stateful_tools = declared_stateful_tools(body.tools)

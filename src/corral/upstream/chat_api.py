@@ -40,15 +40,18 @@ class ChatCompletionsAdapter:
 
 class ChatTurnStream(SSETurnStream):
     async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """The translated events. A stream that ends without a `finish_reason` after producing
+        something was cut short (a failure); one that produced nothing at all ends with an empty
+        result, which the router treats as no answer."""
         translator = ChatStreamTranslator()
-        finished = False
+        produced = False
         async for data in self.payloads():
             if data == b"[DONE]":
-                finished = True
                 break
             for event in translator.feed(orjson.loads(data)):
+                produced = True
                 yield event
-        if not finished and not translator.finished:
+        if not translator.finished and produced:
             raise self.ended_early("completion")
         closing, self.result = translator.finish()
         for event in closing:

@@ -61,3 +61,21 @@ def from_status(name: str, status: int, body: bytes) -> UpstreamError:
         code="upstream_error",
         retryable=True,
     )
+
+
+class EmptyAnswer(UpstreamError):
+    """The upstream accepted the call but produced nothing: no output item, no error.
+
+    llama-cpp-python's server does this for some streamed tool calls (a bare `[DONE]`). Before the
+    client has seen a byte it is worth another try, on the same worker if there is no other: the
+    next sample usually answers.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            502,
+            f"Upstream '{name}' finished without producing any output.",
+            type="server_error",
+            code="upstream_empty_response",
+            retryable=True,
+        )

@@ -1,7 +1,15 @@
-"""Which worker serves which model, discovered from each worker's /models."""
+"""Which worker serves which model, discovered from each worker's /models.
+
+Discovery runs at start, and again later because model servers come up after the gateway (vLLM
+loads for minutes): when an active health check finds a worker answering that had no models or
+whose circuit was open, and when a request names a model no worker serves. Re-discovery of one
+worker happens at most once per `rediscover_interval_s`, and concurrent requests share the attempt
+in flight instead of each sending their own.
+"""
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +47,8 @@ def model_not_found(model: str) -> APIError:
 
 
 class UpstreamRegistry:
+    rediscover_interval_s = 5.0
+
     def __init__(
         self, http: aiohttp.ClientSession, upstreams: list[UpstreamSettings], routing: RoutingSettings | None = None
     ) -> None:
@@ -91,11 +101,17 @@ class UpstreamRegistry:
                 healthy = response.status < 500
         except (aiohttp.ClientError, TimeoutError):
             healthy = False
+        was_open = worker.breaker.open
         if healthy:
-            if worker.breaker.open:
+            if was_open:
+                log.info("upstream %s answers its health check again: circuit closed", worker.name)
                 worker.breaker.on_success()
+            if was_open or not worker.models:
+                await self.rediscover(worker)
         else:
             worker.breaker.on_failure()
+            if worker.breaker.open and not was_open:
+                log.warning("upstream %s fails its health checks: circuit open", worker.name)
         CIRCUIT_OPEN.labels(worker.name).set(1 if worker.breaker.open else 0)
 
     async def run_health_checks(self, interval_s: float) -> None:
@@ -113,13 +129,45 @@ class UpstreamRegistry:
         if worker.settings.models is not None:
             worker.models = set(worker.settings.models)
             return
+        worker.discovered_at = time.monotonic()
+        url = f"{worker.url}/models"
         try:
-            async with self.http.get(f"{worker.url}/models", headers=worker.headers()) as response:
-                body = orjson.loads(await response.read()) if response.status < 400 else {}
+            async with self.http.get(url, headers=worker.headers()) as response:
+                raw = await response.read()
+                if response.status >= 400:
+                    log.warning(
+                        "model discovery failed for %s: GET %s answered HTTP %d", worker.name, url, response.status
+                    )
+                    return
+                body = orjson.loads(raw)
         except (aiohttp.ClientError, orjson.JSONDecodeError, TimeoutError) as exc:
-            log.warning("model discovery failed for %s: %s", worker.name, exc)
+            log.warning("model discovery failed for %s: GET %s: %s", worker.name, url, str(exc) or type(exc).__name__)
             return
-        worker.models = {entry["id"] for entry in body.get("data", []) if isinstance(entry, dict)}
+        entries = body.get("data", []) if isinstance(body, dict) else []
+        models = {entry["id"] for entry in entries if isinstance(entry, dict) and isinstance(entry.get("id"), str)}
+        if models != worker.models:
+            log.info("upstream %s serves: %s", worker.name, ", ".join(sorted(models)) or "no models")
+        worker.models = models
+
+    async def rediscover(self, worker: Worker) -> None:
+        """Ask one worker for its models again, unless it was asked less than `rediscover_interval_s`
+        ago; callers arriving while an attempt is in flight wait for that attempt."""
+        if worker.settings.models is not None:
+            return
+        task = worker.discovery
+        if task is None:
+            last = worker.discovered_at
+            if last is not None and time.monotonic() - last < self.rediscover_interval_s:
+                return
+            task = worker.discovery = asyncio.create_task(self._discover(worker))
+            task.add_done_callback(lambda _: setattr(worker, "discovery", None))
+        await asyncio.shield(task)
+
+    async def route(self, model: str, *, key: str | None = None) -> Route:
+        """`resolve`, after re-discovering the workers when no worker is known to serve `model`."""
+        if not self.candidates(model):
+            await asyncio.gather(*(self.rediscover(worker) for worker in list(self.workers)))
+        return self.resolve(model, key=key)
 
     def _serves(self, worker: Worker, model: str) -> str | None:
         aliased = worker.settings.aliases.get(model)

@@ -4,12 +4,17 @@ A `RoutedAdapter` stands in front of every worker serving a model: each call pic
 the model's policy among those whose circuit is closed and that are below their concurrency cap,
 and a call that fails before its first byte (connection error, 429, 5xx) is retried on another
 worker with exponential backoff and jitter. Model calls have no side effects, so this is safe;
-once a stream has produced an event it is never retried.
+once a stream has produced an event it is never retried. A call that succeeds without producing
+anything (`EmptyAnswer`) is retried too, on the same worker when it is the only one.
+
+Every failed attempt is logged at WARNING with the worker, the upstream's status and a short
+reason, since the client only ever sees the last one.
 """
 
 import asyncio
 import hashlib
 import itertools
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -18,12 +23,24 @@ from typing import Any
 from corral.config import RoutingSettings
 from corral.protocol.errors import APIError
 from corral.upstream.adapter import Adapter, TurnStream
-from corral.upstream.errors import UpstreamError
+from corral.upstream.errors import EmptyAnswer, UpstreamError, UpstreamStreamError
 from corral.upstream.metrics import CIRCUIT_OPEN, UPSTREAM_LATENCY, UPSTREAM_REQUESTS
 from corral.upstream.turn import TurnResult
 from corral.upstream.worker import Worker
 
 Candidate = tuple[Worker, str]
+
+log = logging.getLogger(__name__)
+
+
+def _short(message: str, limit: int = 300) -> str:
+    flat = " ".join(message.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _answered(result: TurnResult | None) -> bool:
+    """Whether a finished turn is an answer: any output, or a status that explains why there is none."""
+    return result is None or bool(result.output) or result.status != "completed"
 
 
 def overloaded() -> APIError:
@@ -100,7 +117,10 @@ class RoutedAdapter:
         tried: set[str] = set()
         last_error: UpstreamError | None = None
         for attempt in range(self.settings.retries + 1):
-            remaining = [c for c in self.plan() if c[0].name not in tried] if attempt else self.plan()
+            plan = self.plan()
+            remaining = [c for c in plan if c[0].name not in tried] if attempt else plan
+            if not remaining and isinstance(last_error, EmptyAnswer):
+                remaining = plan
             if not remaining:
                 break
             worker, name = remaining[0]
@@ -112,11 +132,26 @@ class RoutedAdapter:
                 result = await call(worker, name)
             except UpstreamError as exc:
                 worker.in_flight -= 1
-                UPSTREAM_REQUESTS.labels(worker.name, "error").inc()
+                empty = isinstance(exc, EmptyAnswer)
+                UPSTREAM_REQUESTS.labels(worker.name, "empty" if empty else "error").inc()
+                final = not exc.retryable or (400 <= exc.status < 500 and exc.status != 429)
+                final = final or attempt == self.settings.retries
+                log.warning(
+                    "upstream %s failed (HTTP %s, %s): %s; %s",
+                    worker.name,
+                    exc.status,
+                    exc.code or exc.type,
+                    _short(exc.message),
+                    "giving up" if final else "retrying",
+                )
                 if not exc.retryable or (400 <= exc.status < 500 and exc.status != 429):
                     raise
-                worker.breaker.on_failure()
-                CIRCUIT_OPEN.labels(worker.name).set(1 if worker.breaker.open else 0)
+                if not empty:
+                    was_open = worker.breaker.open
+                    worker.breaker.on_failure()
+                    CIRCUIT_OPEN.labels(worker.name).set(1 if worker.breaker.open else 0)
+                    if worker.breaker.open and not was_open:
+                        log.warning("upstream %s: circuit open after repeated failures", worker.name)
                 last_error = exc
                 await asyncio.sleep(self.settings.backoff_s * (2**attempt) * (0.5 + random.random()))
                 continue
@@ -125,6 +160,8 @@ class RoutedAdapter:
                 raise
             UPSTREAM_LATENCY.labels(worker.name).observe(time.perf_counter() - started)
             UPSTREAM_REQUESTS.labels(worker.name, "ok").inc()
+            if worker.breaker.open:
+                log.info("upstream %s answers again: circuit closed", worker.name)
             worker.breaker.on_success()
             CIRCUIT_OPEN.labels(worker.name).set(0)
             return worker, result
@@ -133,7 +170,10 @@ class RoutedAdapter:
 
     async def create(self, request: dict[str, Any], client_key: str | None = None) -> TurnResult:
         async def call(worker: Worker, name: str) -> TurnResult:
-            return await self.adapter_for(worker).create({**request, "model": name}, client_key)
+            result = await self.adapter_for(worker).create({**request, "model": name}, client_key)
+            if not _answered(result):
+                raise EmptyAnswer(worker.name)
+            return result
 
         worker, result = await self.attempt(call)
         worker.in_flight -= 1
@@ -144,7 +184,12 @@ class RoutedAdapter:
 
 
 class RoutedTurnStream:
-    """A stream whose opening is retried across workers; its events are never retried."""
+    """A stream whose opening is retried across workers; its events are never retried.
+
+    Opening waits for the first event (or the end of an eventless stream), so that an upstream
+    that accepts the call and then produces nothing can still be retried before the client has
+    seen a byte.
+    """
 
     def __init__(self, routed: RoutedAdapter, request: dict[str, Any], client_key: str | None) -> None:
         self.routed = routed
@@ -152,22 +197,43 @@ class RoutedTurnStream:
         self.client_key = client_key
         self.inner: TurnStream | None = None
         self.worker: Worker | None = None
+        self._events: AsyncIterator[dict[str, Any]] | None = None
+        self._first: dict[str, Any] | None = None
 
     @property
     def result(self) -> TurnResult | None:
         return self.inner.result if self.inner is not None else None
 
     async def open(self) -> None:
-        async def call(worker: Worker, name: str) -> TurnStream:
+        async def call(
+            worker: Worker, name: str
+        ) -> tuple[TurnStream, AsyncIterator[dict[str, Any]], dict[str, Any] | None]:
             stream = self.routed.adapter_for(worker).stream({**self.request, "model": name}, self.client_key)
             await stream.open()
-            return stream
+            events = aiter(stream.events())
+            try:
+                first = await anext(events, None)
+            except BaseException:
+                await stream.aclose()
+                raise
+            if first is None and not _answered(stream.result):
+                await stream.aclose()
+                raise EmptyAnswer(worker.name)
+            return stream, events, first
 
-        self.worker, self.inner = await self.routed.attempt(call)
+        self.worker, (self.inner, self._events, self._first) = await self.routed.attempt(call)
 
-    def events(self) -> AsyncIterator[dict[str, Any]]:
-        assert self.inner is not None
-        return self.inner.events()
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        assert self._events is not None, "open() first"
+        first, self._first = self._first, None
+        if first is not None:
+            yield first
+        try:
+            async for event in self._events:
+                yield event
+        except UpstreamStreamError as exc:
+            log.warning("upstream %s: stream failed: %s", self.worker.name if self.worker else "?", _short(exc.message))
+            raise
 
     async def aclose(self) -> None:
         if self.inner is not None:

@@ -1,5 +1,6 @@
 """A worker: one upstream server, the models it serves, and how to reach it."""
 
+import asyncio
 from dataclasses import dataclass, field
 
 from corral.config import UpstreamSettings
@@ -12,6 +13,8 @@ class Worker:
     models: set[str] = field(default_factory=set)
     in_flight: int = 0
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    discovered_at: float | None = None  # monotonic time of the last /models attempt
+    discovery: "asyncio.Task[None] | None" = field(default=None, repr=False)
 
     @property
     def saturated(self) -> bool:

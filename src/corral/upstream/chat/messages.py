@@ -121,6 +121,10 @@ class _Writer:
         pending, self.pending = self.pending, None
         if pending is None:
             return
+        if pending["content"] is None:
+            # Chat Completions allows null content beside tool_calls, but llama-cpp-python's server
+            # answers 500 to it; an empty string is accepted everywhere.
+            pending["content"] = ""
         self.messages.append(pending)
         for call_id, label, keys, inline in self.calls:
             text = inline
