@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs (virtualenv, bubblewrap and the sandbox environment,
-# a running PostgreSQL) and run it: lint, then pytest. Extra arguments go to pytest.
+# a running PostgreSQL, the real small model for the `llm` tests) and run it: lint, then pytest.
+# Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --sandbox
 bash scripts/services.sh
+# The first run on a machine compiles llama-cpp-python (minutes); later runs reuse the cached wheel.
+CORRAL_SETUP_QUIET=1 bash scripts/setup-llm.sh
 
 .venv/bin/ruff check src tests benchmarks examples
 set +e
