@@ -1,6 +1,7 @@
 """Builds the ASGI app: wires the store, upstreams, tools and sandboxes to the routes."""
 
 import asyncio
+import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from corral.api.streaming import drain_detached
 from corral.config import Settings
 from corral.protocol.errors import APIError
 from corral.responses.background import BackgroundRunner
+from corral.responses.input_tokens import warm_local_tokenizer
 from corral.responses.service import ResponsesService
 from corral.responses.toolset import ToolRegistry
 from corral.sandbox_app import hosted, start_hosts, start_local_backend
@@ -86,9 +88,11 @@ def build_app(settings: Settings) -> Starlette:
             max_tool_calls=settings.max_tool_calls,
             files=file_service,
         )
-        app.state.background = BackgroundRunner(app.state.responses, store)
+        app.state.background = BackgroundRunner(app.state.responses, store, lease_s=settings.background_lease_s)
+        app.state.background.start()
         app.state.max_body_bytes = settings.max_body_bytes
         app.state.max_upload_body_bytes = settings.max_file_bytes + MULTIPART_OVERHEAD
+        await asyncio.to_thread(warm_up)
         app.state.ready = True
         log.info("corral ready: %d upstream(s), database %s", len(registry.workers), _safe_url(settings))
         try:
@@ -143,6 +147,8 @@ async def start_containers(
         default_expiry_minutes=settings.sandbox.default_expiry_minutes,
         execution_timeout_s=settings.sandbox.execution_timeout_s,
         limits_for=quotas.limits,
+        default_live_containers=settings.default_live_containers(),
+        evict_idle_after_s=settings.sandbox.evict_idle_after_s,
     )
     service.start_sweeper()
     return service, hosted(hosts)
@@ -162,6 +168,13 @@ def start_files(settings: Settings, store: Store, quotas: QuotaGate) -> FileServ
     )
     service.start_sweeper()
     return service
+
+
+def warm_up() -> None:
+    """Build at start what the first request would otherwise pay for: the local tokenizer's
+    vocabulary (about 0.3 s) and anyio's asyncio backend (imported by the first streamed response)."""
+    importlib.import_module("anyio._backends._asyncio")
+    warm_local_tokenizer()
 
 
 def _safe_url(settings: Settings) -> str:

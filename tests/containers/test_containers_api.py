@@ -41,6 +41,11 @@ def test_bad_container_requests(sandboxed: Gateway, mock: MockUpstream) -> None:
     with pytest.raises(openai.NotFoundError) as unknown_file:
         client.containers.create(name="x", file_ids=["file-1"])
     assert unknown_file.value.param == "file_ids[0]"
+    before = len(client.containers.list(limit=100).data)
+    with pytest.raises(openai.BadRequestError) as skills:
+        client.containers.create(name="x", extra_body={"skills": [{"type": "skill_reference", "skill_id": "s"}]})
+    assert skills.value.param == "skills" and skills.value.code == "unsupported_parameter"
+    assert len(client.containers.list(limit=100).data) == before, "nothing allocated for a refused request"
 
 
 def test_container_files(sandboxed: Gateway, mock: MockUpstream) -> None:

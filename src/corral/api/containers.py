@@ -13,6 +13,7 @@ from corral.api.files import files_service
 from corral.api.http import JSONResponse, page, query_int, query_order, read_json
 from corral.api.tenancy import tenant_of
 from corral.protocol.errors import bad_request, not_found
+from corral.protocol.request import refuse_skills
 from corral.protocol.validation import json_type_name, validate_container_name
 from corral.sessions.containers import ContainerService, container_not_found, container_object, file_object
 
@@ -82,6 +83,7 @@ async def create_container(request: Request) -> Response:
         if key not in ("name", "file_ids", "expires_after", "memory_limit", "network_policy", "skills"):
             raise bad_request(f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
     name = validate_container_name(_string(body, "name", required=True))
+    refuse_skills(body.get("skills"), "skills")
     tenant = tenant_of(request)
     file_ids = []
     if body.get("file_ids") is not None:
