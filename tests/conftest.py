@@ -12,7 +12,6 @@ import pytest
 from corral.app import build_app
 from corral.config import SandboxSettings, Settings, UpstreamSettings
 from corral.mock_upstream.app import build_app as build_mock_app
-from tests.fixtures.sandboxes import TEST_DISK_MB
 from tests.support.mock import MockUpstream
 from tests.support.servers import serve_in_thread
 
@@ -41,7 +40,8 @@ class Gateway:
 
 @contextmanager
 def start_gateway(mock: MockUpstream, data_dir: Path, *, api: str = "responses", **settings: Any) -> Iterator[Gateway]:
-    settings.setdefault("sandbox", SandboxSettings(disk_mb=TEST_DISK_MB))
+    """A gateway in this process; it runs sandboxes only when the test passes `sandbox=` settings."""
+    settings.setdefault("sandbox", SandboxSettings(backend="none"))
     config = Settings(
         data_dir=data_dir,
         upstreams=[UpstreamSettings(url=mock.url, api=api)],  # type: ignore[arg-type]

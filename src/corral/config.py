@@ -5,14 +5,17 @@ command-line flags. The YAML file holds everything the flags do and more (severa
 their own API kind, key and model aliases; MCP servers; sandbox settings).
 """
 
+import difflib
 import os
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-UpstreamAPI = Literal["responses", "chat"]
+UpstreamAPI = Literal["auto", "responses", "chat"]
 
 
 class UpstreamSettings(BaseModel):
@@ -21,7 +24,11 @@ class UpstreamSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str
-    api: UpstreamAPI = "responses"
+    api: UpstreamAPI = Field(
+        default="auto",
+        description="auto: probe /responses at start and fall back to /chat/completions; an explicit kind is "
+        "checked the same way and a wrong one reported.",
+    )
     api_key: str | None = None
     name: str | None = None
     models: list[str] | None = Field(
@@ -115,10 +122,11 @@ class AuthSettings(BaseModel):
 class SandboxSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["local", "hosts"] = Field(
+    backend: Literal["local", "hosts", "none"] = Field(
         default="local",
         description="local: run sandboxes here (and, on a shared database, serve them to the other replicas); "
-        "hosts: run none here, use the sandbox hosts announced in the database.",
+        "hosts: run none here, use the sandbox hosts announced in the database; "
+        "none: no containers (code_interpreter and shell are refused).",
     )
     advertise_url: str | None = Field(
         default=None, description="How other processes reach this one's sandboxes (default http://host:port)."
@@ -137,6 +145,20 @@ class SandboxSettings(BaseModel):
     execution_timeout_s: float = 60.0
     disk_mb: int = Field(default=1024, description="Each container's own disk (allocated in full); 0: no disk quota.")
     disk_reserve_mb: int = Field(default=1024, description="Free space a new container's disk must leave on the host.")
+    max_containers_per_tenant: int | None = Field(
+        default=None,
+        description="Live containers of one tenant when its quota sets no `live_containers` and authentication "
+        "is on (default: a quarter of max_containers, at least 1); the one open tenant of a gateway without "
+        "authentication has no such cap.",
+    )
+    evict_idle_after_s: float = Field(
+        default=60.0,
+        description="A container unused this long may be stopped (status expired, files kept) to make room "
+        "for another when its tenant is at its cap or every sandbox slot is taken.",
+    )
+
+    def tenant_share(self) -> int:
+        return self.max_containers_per_tenant or max(1, self.max_containers // 4)
 
 
 class Settings(BaseModel):
@@ -160,6 +182,19 @@ class Settings(BaseModel):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    background_lease_s: float = Field(
+        default=15.0,
+        description="A background response's lease: a gateway that runs it renews it every third of this; "
+        "unrenewed this long, any replica marks the response failed (replicas' clocks must agree).",
+    )
+
+    def default_live_containers(self) -> int | None:
+        """Each tenant's fair share of the sandboxes, unless its quota says otherwise; none without
+        authentication, where the one open tenant is every caller."""
+        auth = self.auth
+        if not (auth.keys or auth.keys_file or auth.admin_key or auth.admin_key_sha256):
+            return None
+        return self.sandbox.tenant_share()
 
     def database_url(self) -> str:
         return self.database or f"sqlite:///{self.data_dir / 'corral.db'}"
@@ -170,6 +205,10 @@ def default_data_dir() -> Path:
     return Path(base) / "corral"
 
 
+class ConfigError(ValueError):
+    """A configuration mistake, told in one line that names the flag, variable, file or YAML key."""
+
+
 def load_settings(
     *,
     config_file: str | None = None,
@@ -177,20 +216,25 @@ def load_settings(
     upstream_api: str | None = None,
     upstream_api_key: str | None = None,
     overrides: dict[str, Any] | None = None,
+    sources: dict[str, str] | None = None,
 ) -> Settings:
-    """Merge the YAML file, then the simple flag values, into one validated Settings."""
-    data: dict[str, Any] = {}
-    if config_file:
-        with open(config_file, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{config_file}: the top level must be a mapping")
+    """Merge the YAML file, then the simple flag values, into one validated Settings.
+
+    `sources` names where each override came from (`--port`, `CORRAL_PORT`, and `upstreams` for the
+    `--upstream` URLs), so that a bad value is reported against what the operator typed; anything
+    else is reported as a key of the YAML file. Raises ConfigError, one message per line.
+    """
+    sources = dict(sources or {})
+    if upstream_api is not None and upstream_api not in typing.get_args(UpstreamAPI):
+        kinds = ", ".join(typing.get_args(UpstreamAPI))
+        raise ConfigError(f"{sources.get('upstream_api', '--upstream-api')}: {upstream_api!r} is not one of {kinds}")
+    data = _read_yaml(config_file, sources.get("config", "--config")) if config_file else {}
     for key, value in (overrides or {}).items():
         if value is not None:
             data[key] = value
     if upstream_urls:
         data["upstreams"] = [
-            {"url": url, "api": upstream_api or "responses", "api_key": upstream_api_key} for url in upstream_urls
+            {"url": url, "api": upstream_api or "auto", "api_key": upstream_api_key} for url in upstream_urls
         ]
     elif upstream_api or upstream_api_key:
         for upstream in data.get("upstreams", []):
@@ -198,4 +242,76 @@ def load_settings(
                 upstream.setdefault("api", upstream_api)
             if upstream_api_key:
                 upstream.setdefault("api_key", upstream_api_key)
-    return Settings.model_validate(data)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_explain(error, config_file, sources) for error in exc.errors())) from None
+
+
+def _read_yaml(config_file: str, flag: str) -> dict[str, Any]:
+    try:
+        with open(config_file, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{flag} {config_file}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{flag} {config_file}: cannot be read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{config_file}:{mark.line + 1}:{mark.column + 1}" if mark is not None else config_file
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{config_file}: the top level must be a mapping of settings, not {type(data).__name__}")
+    return data
+
+
+def _explain(error: Any, config_file: str | None, sources: dict[str, str]) -> str:
+    loc = tuple(error["loc"])
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+    source = sources.get(str(loc[0])) if loc else None
+    if source is not None and (loc[0] != "upstreams" or len(loc) < 3 or loc[2] in ("url", "api", "api_key")):
+        where = source
+    elif config_file:
+        where = f"{config_file}: key '{key}'"
+    else:
+        where = f"setting '{key}'"
+    if error["type"] == "extra_forbidden":
+        known = _field_names(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(sorted(known))})"
+        return f"{where}: unknown setting{hint}"
+    message = error["msg"][0].lower() + error["msg"][1:]
+    got = error.get("input")
+    shown = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) else ""
+    return f"{where}: {message}{shown}"
+
+
+def _field_names(path: tuple[Any, ...]) -> list[str]:
+    """The settings one level under `path` (e.g. ('sandbox',) -> SandboxSettings' fields)."""
+    model: type[BaseModel] | None = Settings
+    skip_key = False
+    for part in path:
+        if isinstance(part, int) or skip_key:
+            skip_key = False
+            continue
+        field = model.model_fields.get(part) if model is not None else None
+        if field is None:
+            return []
+        model = _model_in(field.annotation)
+        skip_key = typing.get_origin(field.annotation) is dict
+    return list(model.model_fields) if model is not None else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The settings model inside an annotation such as `list[X]`, `dict[str, X]` or `X | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (list, dict, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None

@@ -64,7 +64,7 @@ def advertise_url(settings: Settings) -> str | None:
 
 async def start_hosts(settings: Settings, store: Store, local: SandboxBackend | None) -> SandboxHosts | None:
     """The directory of hosts this process places containers on; None when it has none at all."""
-    if local is None and settings.sandbox.backend != "hosts":
+    if settings.sandbox.backend == "none" or (local is None and settings.sandbox.backend != "hosts"):
         return None
     hosts = SandboxHosts(
         store,
