@@ -39,6 +39,10 @@ class ToolFactory(Protocol):
         """Server-side tools for this request; raises APIError(400) for a bad declaration."""
         ...
 
+    def bind(self, ctx: RequestContext) -> None:
+        """Hand the tools the state bootstrap prepared (e.g. their container)."""
+        ...
+
 
 def affinity_key(ctx: RequestContext) -> str | None:
     """What keeps one conversation on one worker: the conversation, else the chain's first item,
@@ -94,6 +98,7 @@ class ResponsesService:
         ctx.server_tools = await self.tools.build(ctx)
         ctx.route.adapter.preflight(build_execution_request(ctx))
         await bootstrap_stateful_tools(ctx, self.bootstrapper, self.store)
+        self.tools.bind(ctx)
         ctx.response = new_response(ctx.response_id, body, conversation_id=conversation_id)
         return ctx
 

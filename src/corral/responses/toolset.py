@@ -46,16 +46,17 @@ class ToolRegistry:
             tools.append(LegacyLocalShellTool())
         if self.containers is not None:
             for declared in ctx.stateful_tools:
-                binding = ContainerBinding(self.containers, ctx.tenant, _prepared_container(ctx, declared.kind))
+                binding = ContainerBinding(self.containers, ctx.tenant)
                 if declared.kind == "code_interpreter":
                     tools.append(CodeInterpreterTool(binding, file_url=CONTAINER_FILE_URL))
                 elif declared.kind == "shell":
                     tools.append(ShellTool(binding))
         return tools
 
-
-def _prepared_container(ctx: RequestContext, kind: str):  # type: ignore[no-untyped-def]
-    def container_id() -> str:
-        return str(ctx.bootstrap.prepared[kind]["container_id"])
-
-    return container_id
+    def bind(self, ctx: RequestContext) -> None:
+        """Give each stateful tool the container bootstrap prepared for its kind."""
+        for tool in ctx.server_tools:
+            if isinstance(tool, CodeInterpreterTool | ShellTool):
+                prepared = ctx.bootstrap.prepared.get(tool.kind)
+                if prepared is not None:
+                    tool.binding.bind(str(prepared["container_id"]))

@@ -18,6 +18,8 @@ MAX_MODEL_OUTPUT = 20_000
 
 
 class CodeInterpreterTool:
+    kind = "code_interpreter"
+
     def __init__(self, binding: ContainerBinding, *, file_url: str) -> None:
         self.binding = binding
         self.file_url = file_url

@@ -1,7 +1,6 @@
 """What the code interpreter and shell tools share: the request's container and its files."""
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -21,16 +20,22 @@ def parse_arguments(arguments: str, key: str) -> dict[str, Any]:
 
 
 class ContainerBinding:
-    """The container this request's tool calls run in, known once bootstrap has run."""
+    """The container this request's tool calls run in: the tool is built before bootstrap (its
+    function definition is part of preflight), and bound to the prepared container after it."""
 
-    def __init__(self, containers: ContainerService, tenant: str, container_id: Callable[[], str]) -> None:
+    def __init__(self, containers: ContainerService, tenant: str) -> None:
         self.containers = containers
         self.tenant = tenant
+        self._container_id: str | None = None
+
+    def bind(self, container_id: str) -> None:
         self._container_id = container_id
 
     @property
     def container_id(self) -> str:
-        return self._container_id()
+        if self._container_id is None:
+            raise RuntimeError("the bootstrapper prepared no container for this tool")
+        return self._container_id
 
     async def annotations(self, text: str) -> list[dict[str, Any]]:
         """`container_file_citation`s for `sandbox:/mnt/data/…` links to files of this container."""

@@ -103,6 +103,8 @@ class ClientShellTool(_ShellFunction):
 class ShellTool(_ShellFunction):
     """Hosted `shell`: the commands run in the request's container."""
 
+    kind = "shell"
+
     def __init__(self, binding: ContainerBinding) -> None:
         self.binding = binding
 
