@@ -143,6 +143,8 @@ class SandboxSettings(BaseModel):
     max_containers: int = 32
     default_expiry_minutes: int = 20
     execution_timeout_s: float = 60.0
+    output_limit: int = Field(default=65536, description="Output kept per call, in characters (bytes for shell).")
+    pids_limit: int = Field(default=256, description="Processes per container.")
     disk_mb: int = Field(default=1024, description="Each container's own disk (allocated in full); 0: no disk quota.")
     disk_reserve_mb: int = Field(default=1024, description="Free space a new container's disk must leave on the host.")
     max_containers_per_tenant: int | None = Field(

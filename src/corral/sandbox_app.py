@@ -41,6 +41,8 @@ async def start_local_backend(settings: Settings) -> SandboxBackend | None:
             python=sandbox.python or default_sandbox_python(),
             warm_pool_size=sandbox.warm_pool_size,
             max_containers=sandbox.max_containers,
+            output_limit=sandbox.output_limit,
+            pids_limit=sandbox.pids_limit,
             disk_mb=sandbox.disk_mb,
             disk_reserve_mb=sandbox.disk_reserve_mb,
         )
