@@ -25,7 +25,6 @@ from corral.storage import NotFound, Store
 TERMINAL_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
 REPLAY_POLL_S = 0.1
 REPLAY_IDLE_LIMIT_S = 600.0
-CANCEL_WAIT_S = 30.0
 MAX_SEQUENCE = 2**31 - 1
 """The largest sequence number the event table's integer column holds."""
 
@@ -103,7 +102,9 @@ def replay_stream(request: Request, response: dict[str, Any]) -> Response:
                 idle_since = time.monotonic()
                 continue
             current = await store.responses.get(tenant, response_id)
-            if current is None or current["status"] in TERMINAL:
+            # A final status is not the end of the recording: the owner records its last events,
+            # then releases its lease, so only a final status without a lease means nothing more.
+            if current is None or (current["status"] in TERMINAL and not await store.responses.leased(response_id)):
                 if not await store.responses.events_after(response_id, cursor):
                     return
                 continue
@@ -136,15 +137,7 @@ async def cancel_response(request: Request) -> Response:
         raise bad_request("Only background responses can be cancelled.", param="response_id")
     if response["status"] not in TERMINAL:
         await request.app.state.background.cancel(tenant, response_id)
-        deadline = time.monotonic() + CANCEL_WAIT_S
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            current = await store.responses.get(tenant, response_id)
-            if current is not None and current["status"] in TERMINAL:
-                response = current
-                break
-        else:
-            response = {**response, "status": "cancelled"}
+        response = await store.responses.get(tenant, response_id) or response
     return JSONResponse(present_response(response, None))
 
 

@@ -9,7 +9,9 @@ container idle past its expiry is stopped (files kept on disk until deletion) an
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from corral.config import QuotaSettings
@@ -21,6 +23,7 @@ from corral.sessions.backends.base import (
     FileListing,
     PythonResult,
     SandboxBackend,
+    SandboxCapacityError,
     SandboxError,
     SandboxFileError,
     ShellResult,
@@ -104,6 +107,8 @@ class ContainerService:
         execution_timeout_s: float = 60.0,
         clock: Callable[[], float] = time.time,
         limits_for: Callable[[str], QuotaSettings] | None = None,
+        default_live_containers: int | None = None,
+        evict_idle_after_s: float = 60.0,
     ) -> None:
         self.store = store
         self.hosts = hosts
@@ -112,8 +117,11 @@ class ContainerService:
         self.execution_timeout_s = execution_timeout_s
         self.clock = clock
         self.limits_for = limits_for
+        self.default_live_containers = default_live_containers
+        self.evict_idle_after_s = evict_idle_after_s
         self._sweeper: asyncio.Task[None] | None = None
         self._moved: set[str] = set()
+        self._busy: Counter[str] = Counter()
 
     def now(self) -> int:
         return int(self.clock())
@@ -136,16 +144,9 @@ class ContainerService:
                 param="memory_limit",
                 code="invalid_value",
             )
-        limits = self.limits_for(tenant) if self.limits_for else None
-        if limits and limits.live_containers is not None:
-            if await self.store.containers.count_live(tenant) >= limits.live_containers:
-                raise rate_limited(f"Container quota reached: at most {limits.live_containers} live containers.", 60)
+        await self._within_cap(tenant)
         container_id = new_id("cntr")
-        try:
-            host_id, backend = await self.hosts.place()
-            await backend.create(container_id, memory_limit=memory_limit)
-        except SandboxError as exc:
-            raise sandbox_api_error(exc) from exc
+        host_id, backend = await self._start(tenant, container_id, memory_limit)
         now = self.now()
         record = {
             "id": container_id,
@@ -163,6 +164,99 @@ class ContainerService:
         except BaseException:
             await backend.destroy(container_id)
             raise
+
+    def _cap(self, tenant: str) -> int | None:
+        """The tenant's live-container cap: its quota, else the gateway's default fair share."""
+        limits = self.limits_for(tenant) if self.limits_for else None
+        if limits and limits.live_containers is not None:
+            return limits.live_containers
+        return self.default_live_containers
+
+    def _idle(self, record: dict[str, Any]) -> bool:
+        """Not executing here, and unused for `evict_idle_after_s` (which also covers the gap
+        between a response's tool calls, and executions on other replicas)."""
+        return self._busy[record["id"]] == 0 and record["last_active_at"] <= self.now() - self.evict_idle_after_s
+
+    @contextmanager
+    def _using(self, container_id: str) -> Iterator[None]:
+        self._busy[container_id] += 1
+        try:
+            yield
+        finally:
+            self._busy[container_id] -= 1
+            if self._busy[container_id] <= 0:
+                del self._busy[container_id]
+
+    async def _within_cap(self, tenant: str) -> None:
+        """A tenant at its cap makes room by stopping its own least recently used idle container;
+        with none idle, the answer is 429."""
+        cap = self._cap(tenant)
+        if cap is None or await self.store.containers.count_live(tenant) < cap:
+            return
+        if not await self._evict(tenant, need_slot=False):
+            raise rate_limited(f"Container quota reached: at most {cap} live containers.", 60)
+
+    async def _start(self, tenant: str, container_id: str, memory_limit: str) -> tuple[str, SandboxBackend]:
+        """Place and create the container. When every slot is taken, the least recently used idle
+        container of the tenant holding the most (another tenant only if it holds more than this
+        one) is stopped and the new container takes its place."""
+        try:
+            host_id, backend = await self.hosts.place()
+            await backend.create(container_id, memory_limit=memory_limit)
+            return host_id, backend
+        except SandboxCapacityError as exc:
+            if not self._slots_may_be_full():
+                raise sandbox_api_error(exc) from exc
+            full = exc
+        except SandboxError as exc:
+            raise sandbox_api_error(exc) from exc
+        victim = await self._evict(tenant, need_slot=True)
+        if victim is None:
+            raise sandbox_api_error(full) from full
+        try:
+            backend_or_none = await self.hosts.backend_for(victim["location"])
+            if backend_or_none is None:
+                host_id, backend = await self.hosts.place()
+            else:
+                host_id, backend = victim["location"], backend_or_none
+            await backend.create(container_id, memory_limit=memory_limit)
+        except SandboxError as exc:
+            raise sandbox_api_error(exc) from exc
+        return host_id, backend
+
+    def _slots_may_be_full(self) -> bool:
+        """False when this process alone runs containers and has a free slot: the refusal was about
+        disk space, which stopping a container does not give back."""
+        local = self.hosts.local
+        return self.hosts.shared or local is None or self.hosts.running() >= self.hosts.capacity
+
+    async def _evict(self, tenant: str, *, need_slot: bool) -> dict[str, Any] | None:
+        """Stop one idle container to make room for `tenant` (status expired, files kept); returns
+        its record, or None when no container may be taken."""
+        running = await self.store.containers.running()
+        counts = Counter(record["tenant"] for record in running)
+        mine = counts[tenant]
+        candidates = [
+            record
+            for record in running
+            if self._idle(record) and (record["tenant"] == tenant or (need_slot and counts[record["tenant"]] > mine))
+        ]
+        candidates.sort(key=lambda record: (-counts[record["tenant"]], record["last_active_at"]))
+        for record in candidates:
+            if need_slot:
+                backend = await self.hosts.backend_for(record["location"])
+                if backend is None or not await backend.is_running(record["id"]):
+                    continue
+            current = await self.store.containers.get(record["tenant"], record["id"])
+            if (
+                current is None
+                or current["status"] != "running"
+                or current["last_active_at"] != record["last_active_at"]
+            ):
+                continue
+            log.info("container %s of %s stopped to make room for %s", record["id"], record["tenant"], tenant)
+            return await self._expire(current)
+        return None
 
     async def auto(
         self,
@@ -311,11 +405,12 @@ class ContainerService:
 
     async def run_python(self, tenant: str, container_id: str, code: str) -> tuple[PythonResult, list[dict[str, Any]]]:
         """Run code; returns the result and the container files it created or changed."""
-        backend = await self._ready(tenant, container_id)
-        moved = self._moved_note(container_id)
-        before = await backend.list_files(container_id)
-        result = await backend.run_python(container_id, code, timeout_s=self.execution_timeout_s)
-        changed, note = await self._sync_files(backend, tenant, container_id, before)
+        with self._using(container_id):
+            backend = await self._ready(tenant, container_id)
+            moved = self._moved_note(container_id)
+            before = await backend.list_files(container_id)
+            result = await backend.run_python(container_id, code, timeout_s=self.execution_timeout_s)
+            changed, note = await self._sync_files(backend, tenant, container_id, before)
         result.stderr = moved + result.stderr + note
         await self.store.containers.touch(tenant, container_id, self.now())
         return result, changed
@@ -329,16 +424,17 @@ class ContainerService:
         timeout_s: float | None,
         max_output_length: int | None,
     ) -> tuple[ShellResult, list[dict[str, Any]]]:
-        backend = await self._ready(tenant, container_id)
-        moved = self._moved_note(container_id)
-        before = await backend.list_files(container_id)
-        result = await backend.run_shell(
-            container_id,
-            command,
-            timeout_s=min(timeout_s or self.execution_timeout_s, self.execution_timeout_s),
-            max_output_length=max_output_length,
-        )
-        changed, note = await self._sync_files(backend, tenant, container_id, before)
+        with self._using(container_id):
+            backend = await self._ready(tenant, container_id)
+            moved = self._moved_note(container_id)
+            before = await backend.list_files(container_id)
+            result = await backend.run_shell(
+                container_id,
+                command,
+                timeout_s=min(timeout_s or self.execution_timeout_s, self.execution_timeout_s),
+                max_output_length=max_output_length,
+            )
+            changed, note = await self._sync_files(backend, tenant, container_id, before)
         result.stderr = moved + result.stderr + note
         await self.store.containers.touch(tenant, container_id, self.now())
         return result, changed

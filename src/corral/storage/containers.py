@@ -121,6 +121,14 @@ class ContainerStore:
             rows = await connection.execute(sa.select(containers).where(containers.c.status == "running", due))
             return [_record(row) for row in rows]
 
+    async def running(self) -> list[dict[str, Any]]:
+        """Every tenant's running containers, least recently used first."""
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                sa.select(containers).where(containers.c.status == "running").order_by(containers.c.last_active_at)
+            )
+            return [_record(row) for row in rows]
+
     async def count_live(self, tenant: str) -> int:
         async with self.engine.connect() as connection:
             return int(

@@ -1,5 +1,11 @@
-"""Stored responses: the response object, its input items (the persistence body) and output items."""
+"""Stored responses: the response object, its input items (the persistence body) and output items.
 
+Background responses also have recorded stream events and, while they run, a lease: the row that
+says which gateway process runs them and until when that claim holds without renewal.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -9,7 +15,19 @@ from corral.storage.engine import Locks
 from corral.storage.errors import NotFound
 from corral.storage.group_commit import GroupCommit
 from corral.storage.pagination import item_page
-from corral.storage.schema import INPUT, OUTPUT, response_events, response_items, responses
+from corral.storage.schema import INPUT, OUTPUT, background_leases, response_events, response_items, responses
+
+UNFINISHED = ("queued", "in_progress")
+
+EventMaker = Callable[[dict[str, Any], int], list[dict[str, Any]]]
+"""Builds the events that end a recorded stream, from the settled response and the next sequence number."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    response_id: str
+    owner: str
+    expires_at: float
 
 
 class ResponseStore:
@@ -88,6 +106,7 @@ class ResponseStore:
                 return False
             await connection.execute(response_items.delete().where(response_items.c.response_id == response_id))
             await connection.execute(response_events.delete().where(response_events.c.response_id == response_id))
+            await connection.execute(background_leases.delete().where(background_leases.c.response_id == response_id))
             await connection.execute(responses.delete().where(owned))
             return True
 
@@ -176,3 +195,99 @@ class ResponseStore:
                 )
             )
             return list(rows.all())
+
+    async def claim(self, response_id: str, owner: str, expires_at: float) -> None:
+        """Record that `owner` runs the response, until `expires_at` unless renewed."""
+        async with self.locks.writing(), self.engine.begin() as connection:
+            await connection.execute(
+                background_leases.insert().values(response_id=response_id, owner=owner, expires_at=expires_at)
+            )
+
+    async def renew(self, owner: str, response_ids: list[str], expires_at: float) -> set[str]:
+        """Extend the owner's leases; returns those it still holds (another replica may have
+        settled one it was too slow to renew)."""
+        if not response_ids:
+            return set()
+        mine = sa.and_(background_leases.c.owner == owner, background_leases.c.response_id.in_(response_ids))
+        async with self.locks.writing(), self.engine.begin() as connection:
+            await connection.execute(background_leases.update().where(mine).values(expires_at=expires_at))
+            return set((await connection.scalars(sa.select(background_leases.c.response_id).where(mine))).all())
+
+    async def leased(self, response_id: str) -> bool:
+        """Whether some gateway still holds the response: more of its events may be recorded."""
+        async with self.engine.connect() as connection:
+            found = await connection.scalar(
+                sa.select(background_leases.c.response_id).where(background_leases.c.response_id == response_id)
+            )
+        return found is not None
+
+    async def leases(self, response_id: str | None = None) -> list[Lease]:
+        query = sa.select(background_leases)
+        if response_id is not None:
+            query = query.where(background_leases.c.response_id == response_id)
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(query)
+            return [Lease(row.response_id, row.owner, row.expires_at) for row in rows]
+
+    async def settle(
+        self,
+        lease: Lease,
+        *,
+        status: str,
+        error: dict[str, Any] | None,
+        make_events: EventMaker,
+        only_if_expired_at: float | None = None,
+    ) -> bool:
+        """End a lease and, if its response is still unfinished, give it a final status and record
+        the events that end its stream — all in one transaction.
+
+        The lease row is deleted first and only if it is still exactly the one the caller saw
+        (same owner; expired at `only_if_expired_at` when given), so of several replicas settling
+        the same lease, one does it. Returns whether the response was given the status.
+        """
+        condition = sa.and_(
+            background_leases.c.response_id == lease.response_id, background_leases.c.owner == lease.owner
+        )
+        if only_if_expired_at is not None:
+            condition = sa.and_(condition, background_leases.c.expires_at < only_if_expired_at)
+        async with self.locks.writing(), self.engine.begin() as connection:
+            if (await connection.execute(background_leases.delete().where(condition))).rowcount != 1:
+                return False
+            row = (
+                await connection.execute(
+                    sa.select(responses.c.status, responses.c.body)
+                    .where(responses.c.id == lease.response_id)
+                    .with_for_update()
+                )
+            ).first()
+            if row is None or row.status not in UNFINISHED:
+                return False
+            body = {**row.body, "status": status}
+            if error is not None:
+                body["error"] = error
+            await connection.execute(
+                responses.update().where(responses.c.id == lease.response_id).values(status=status, body=body)
+            )
+            last = await connection.scalar(
+                sa.select(sa.func.max(response_events.c.sequence)).where(
+                    response_events.c.response_id == lease.response_id
+                )
+            )
+            if last is not None:
+                output = (
+                    await connection.scalars(
+                        sa.select(response_items.c.item)
+                        .where(response_items.c.response_id == lease.response_id, response_items.c.part == OUTPUT)
+                        .order_by(response_items.c.position)
+                    )
+                ).all()
+                events = make_events({**body, "output": list(output)}, last + 1)
+                if events:
+                    await connection.execute(
+                        response_events.insert(),
+                        [
+                            {"response_id": lease.response_id, "sequence": e["sequence_number"], "event": e}
+                            for e in events
+                        ],
+                    )
+            return True

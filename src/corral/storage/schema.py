@@ -173,3 +173,11 @@ container_file_sources = sa.Table(
     sa.Column("file_id", sa.String(80), nullable=False),
     sa.Index("ix_container_file_sources_container", "container_id", "file_id"),
 )
+
+background_leases = sa.Table(
+    "background_leases",
+    metadata,
+    sa.Column("response_id", sa.String(80), primary_key=True),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
