@@ -104,7 +104,7 @@ def test_malformed_conversation_id_is_400_unknown_is_404(client: openai.OpenAI, 
 
 
 def test_unknown_routes_are_enveloped_404_wrong_methods_405(gateway: Gateway, mock: MockUpstream) -> None:
-    for method, path in (("POST", "/v1/nothing"), ("POST", "/v1/responses/compact"), ("PUT", "/v1/conversations/x")):
+    for method, path in (("POST", "/v1/nothing"), ("POST", "/v1/responses/not_an_id"), ("PUT", "/v1/conversations/x")):
         answer = httpx.request(method, f"{gateway.base}{path}", json={})
         assert answer.status_code == 404, (method, path)
         assert set(answer.json()["error"]) == {"message", "type", "param", "code"}

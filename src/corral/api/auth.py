@@ -2,8 +2,8 @@
 
 Keys come from the config file, a keys file and the admin API (stored as SHA-256 hashes). With
 no key configured at all, Corral serves one open tenant (and says so at start). A pure ASGI
-middleware resolves the tenant once per request, applies the tenant's request quotas, and puts
-the tenant on the request state. Keys are never logged or echoed.
+middleware resolves the tenant once per request (or WebSocket connection), applies the tenant's
+request quotas, and puts the tenant on the request state. Keys are never logged or echoed.
 """
 
 import hashlib
@@ -101,12 +101,25 @@ INTERNAL_PREFIX = "/internal/"
 """The sandbox-host API: authenticated by the hosts' shared secret, not by tenant keys."""
 
 
+async def deny(exc: APIError, scope: Scope, receive: Receive, send: Send) -> None:
+    """The error envelope with its status; a WebSocket upgrade gets it as the HTTP answer to the
+    handshake where the server can send one, else the handshake is closed (policy violation)."""
+    if scope["type"] == "websocket" and "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008, "reason": exc.message[:120]})
+        return
+    await error_response(exc)(scope, receive, send)
+
+
 class AuthMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(INTERNAL_PREFIX):
+        if (
+            scope["type"] not in ("http", "websocket")
+            or scope["path"] in OPEN_PATHS
+            or scope["path"].startswith(INTERNAL_PREFIX)
+        ):
             await self.app(scope, receive, send)
             return
         state: Any = scope["app"].state
@@ -114,10 +127,11 @@ class AuthMiddleware:
         try:
             tenant = await self._authenticate(scope, keyring)
         except APIError as exc:
-            await error_response(exc)(scope, receive, send)
+            await deny(exc, scope, receive, send)
             return
         scope.setdefault("state", {})["tenant"] = tenant
-        if tenant is None:
+        if tenant is None or scope["type"] == "websocket":
+            # A WebSocket connection takes the tenant's quotas per response, not for its lifetime.
             await self.app(scope, receive, send)
             return
         gate: QuotaGate = state.quotas

@@ -3,7 +3,7 @@
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
@@ -30,7 +30,7 @@ async def read_json(request: Request) -> Any:
         ) from None
 
 
-def client_key(request: Request) -> str | None:
+def client_key(request: HTTPConnection) -> str | None:
     """The caller's own upstream key: `X-Upstream-Api-Key`, or its bearer key when Corral's auth is off."""
     explicit = request.headers.get("x-upstream-api-key")
     if explicit:
@@ -86,7 +86,7 @@ def page(items: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
 class IdRoute(Route):
     """A route whose `{name}` path segment is an id with a known prefix (`resp_…`, `conv_…`).
 
-    Where only the method differs, Starlette answers 405; but `POST /v1/responses/compact` is not
+    Where only the method differs, Starlette answers 405; but `POST /v1/responses/anything` is not
     the wrong method on a response, it is a path Corral does not serve, so a segment that is not
     such an id makes the method mismatch no match at all (a 404). With the right method the
     handler still runs, and answers for a malformed or unknown id itself.

@@ -9,6 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from corral.api import websocket
+from corral.api.compaction import compact_response
 from corral.api.errors import stream_failure
 from corral.api.http import IdRoute, JSONResponse, client_key, page, query_int, query_order, read_json
 from corral.api.input_tokens import count_input_tokens
@@ -172,6 +174,8 @@ def _response_route(path: str, endpoint: Any, method: str) -> IdRoute:
 routes = [
     Route("/v1/responses", create_response, methods=["POST"]),
     Route("/v1/responses/input_tokens", count_input_tokens, methods=["POST"]),
+    Route("/v1/responses/compact", compact_response, methods=["POST"]),
+    *websocket.routes,
     _response_route("/v1/responses/{response_id}", retrieve_response, "GET"),
     _response_route("/v1/responses/{response_id}", delete_response, "DELETE"),
     _response_route("/v1/responses/{response_id}/input_items", list_input_items, "GET"),

@@ -7,6 +7,9 @@ from typing import Any
 import orjson
 
 _DIRECTIVE = re.compile(r"\[\[(\w[\w-]*)\s*(.*?)\]\]", re.S)
+SUMMARY_REQUEST = "Summarize the conversation below."
+"""How Corral's compaction asks for a summary: answered with the transcript's lines, shortened,
+and never read for directives (the transcript quotes earlier turns' directives)."""
 
 
 @dataclass
@@ -83,8 +86,16 @@ def from_chat(body: dict[str, Any]) -> Conversation:
     return Conversation(user_text, outputs, words)
 
 
+def summary(transcript: str) -> str:
+    lines = [_DIRECTIVE.sub("", line).strip() for line in transcript.splitlines()]
+    return "Summary: " + " | ".join(line[:80] for line in lines if line and not line.startswith("<"))
+
+
 def plan(conversation: Conversation) -> Turn:
     turn = Turn(input_tokens=max(conversation.input_words, 1))
+    if conversation.user_text.startswith(SUMMARY_REQUEST):
+        turn.text = summary(conversation.user_text[len(SUMMARY_REQUEST) :])
+        return turn
     steps: list[list[Call]] = []
     for name, argument in _DIRECTIVE.findall(conversation.user_text):
         if name == "call":

@@ -15,6 +15,7 @@ from corral.protocol.items import complete_event
 
 Sink = Callable[[bytes], Awaitable[None]]
 Recorder = Callable[[dict[str, Any]], Awaitable[None]]
+Framer = Callable[[dict[str, Any]], bytes]
 
 
 def sse_frame(event: dict[str, Any]) -> bytes:
@@ -22,10 +23,21 @@ def sse_frame(event: dict[str, Any]) -> bytes:
 
 
 class Emitter:
-    def __init__(self, response: dict[str, Any], sink: Sink | None, recorder: Recorder | None = None) -> None:
+    """Numbers the events of one response and hands each to its sink, framed by `frame`: SSE
+    frames by default, one JSON message per event in WebSocket mode."""
+
+    def __init__(
+        self,
+        response: dict[str, Any],
+        sink: Sink | None,
+        recorder: Recorder | None = None,
+        *,
+        frame: Framer = sse_frame,
+    ) -> None:
         self.response = response
         self.sink = sink
         self.recorder = recorder
+        self.frame = frame
         self.sequence = 0
         self.started = False
         self.finished = False
@@ -46,7 +58,7 @@ class Emitter:
         if self.recorder is not None:
             await self.recorder(event)
         if self.sink is not None:
-            await self.sink(sse_frame(event))
+            await self.sink(self.frame(event))
 
     async def start(self) -> None:
         """`response.created` and `response.in_progress`: sent lazily, just before the first real

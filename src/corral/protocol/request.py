@@ -34,6 +34,13 @@ class ConversationRef(_Strict):
     id: StrictStr
 
 
+class ContextManagement(_Strict):
+    """`context_management[]`: server-side compaction past `compact_threshold` input tokens."""
+
+    type: Literal["compaction"]
+    compact_threshold: Annotated[StrictInt, Field(ge=1000)] | None = None
+
+
 class CreateResponseBody(_Strict):
     model: StrictStr
     input: StrictStr | list[Any] | None = None
@@ -64,7 +71,7 @@ class CreateResponseBody(_Strict):
     prompt_cache_options: dict[str, Any] | None = None
     service_tier: StrictStr | None = None
     prompt: dict[str, Any] | None = None
-    context_management: list[Any] | None = None
+    context_management: list[ContextManagement] | None = None
     moderation: dict[str, Any] | None = None
 
 
@@ -77,6 +84,7 @@ _ITEM_REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
     "shell_call_output": (("call_id", str), ("output", list)),
     "local_shell_call_output": (("id", str), ("output", str)),
     "shell_call": (("call_id", str),),
+    "compaction": (("encrypted_content", str),),
 }
 _ROLES = ("user", "assistant", "system", "developer")
 _PART_REQUIRED: dict[str, tuple[str, ...]] = {
@@ -148,6 +156,19 @@ def _validate_part(part: Any, where: str) -> None:
             code="invalid_value",
         )
     _check_fields(part, tuple((name, str) for name in _PART_REQUIRED[part_type] if name != "input_audio"), where)
+
+
+def refuse_compaction_trigger(items: list[Any]) -> None:
+    """A `compaction_trigger` item is refused, never sent on to a model that cannot read it:
+    Corral compacts through `POST /v1/responses/compact` and `context_management`."""
+    for index, item in enumerate(items):
+        if isinstance(item, dict) and item.get("type") == "compaction_trigger":
+            raise bad_request(
+                "Invalid value: 'compaction_trigger'. This gateway compacts through POST /v1/responses/compact "
+                "and `context_management`.",
+                param=f"input[{index}].type",
+                code="invalid_value",
+            )
 
 
 def refuse_skills(skills: Any, param: str) -> None:
@@ -245,6 +266,7 @@ def validate_create_body(body: Any) -> CreateResponseBody:
     if isinstance(parsed.input, list):
         for index, item in enumerate(parsed.input):
             validate_input_item(item, f"input[{index}]")
+        refuse_compaction_trigger(parsed.input)
     for index, tool in enumerate(parsed.tools or []):
         validate_tool(tool, f"tools[{index}]")
     validate_tool_choice(parsed.tool_choice, parsed.tools)

@@ -43,6 +43,12 @@ class RequestContext:
     resolved_inputs: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Caller items whose file parts were resolved for the upstream (`file_inputs`), by the identity
     of the caller's item: the caller's own items stay as they are, for storage."""
+    summaries: dict[int, str] = field(default_factory=dict)
+    """What the `compaction` items of the window stand for (opened once, in `load_history`), by
+    the identity of the item."""
+    compacted: dict[str, Any] | None = None
+    """The `compaction` item this response made (`context_management`): it ends the window
+    replayed to the model, after the caller's input."""
 
     @property
     def store(self) -> bool:

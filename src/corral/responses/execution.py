@@ -7,7 +7,7 @@ layered into a fresh request for every model call.
 from typing import Any
 
 from corral.responses.context import RequestContext
-from corral.responses.history import resolve_references
+from corral.responses.history import replay_window
 from corral.responses.replay import to_model_items
 
 _FORWARDED = (
@@ -74,11 +74,11 @@ def relaxed_tool_choice(choice: Any, loop_items: list[dict[str, Any]]) -> Any:
 def build_execution_request(ctx: RequestContext) -> dict[str, Any]:
     assert ctx.route is not None
     hosted = ctx.passthrough
-    caller_input = resolve_references(ctx, ctx.input_items)
+    history, caller_input = replay_window(ctx)
     request: dict[str, Any] = {
         "model": ctx.route.upstream_model,
         "input": [
-            *to_model_items(ctx.history, hosted_tools=hosted),
+            *to_model_items(history, hosted_tools=hosted),
             *ctx.bootstrap.injected_items,
             *to_model_items(caller_input, hosted_tools=hosted),
             *ctx.loop_items,

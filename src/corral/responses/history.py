@@ -1,10 +1,18 @@
-"""Stage 3: the replayed history (a `previous_response_id` chain or a conversation's items)."""
+"""Stage 3: the replayed history (a `previous_response_id` chain or a conversation's items).
 
+`ctx.history` is kept as stored; what the model is sent of it is `replay_window`, where the
+latest `compaction` item stands for everything before it except the user's messages.
+"""
+
+from collections.abc import Mapping
 from typing import Any
 
 from corral.protocol.errors import bad_request, not_found
 from corral.responses.context import RequestContext
+from corral.responses.sealed import open_compactions
 from corral.storage import NotFound, Store
+
+SUMMARY_PREFIX = "Summary of the earlier conversation, which it replaces:\n\n"
 
 _CALL_OUTPUTS = {
     "function_call_output": ("function_call", "function"),
@@ -12,10 +20,20 @@ _CALL_OUTPUTS = {
 }
 
 
-async def load_history(ctx: RequestContext, store: Store) -> None:
-    if ctx.body.previous_response_id:
+async def load_history(
+    ctx: RequestContext, store: Store, memory: Mapping[str, list[dict[str, Any]]] | None = None
+) -> None:
+    """The chain or the conversation, and the compaction items in it opened.
+
+    `memory` holds chains that live only in a WebSocket connection (its `store: false`
+    responses), looked up before the database.
+    """
+    previous = ctx.body.previous_response_id
+    if previous and memory is not None and previous in memory:
+        ctx.history = list(memory[previous])
+    elif previous:
         try:
-            ctx.history = await store.responses.load_chain(ctx.tenant, ctx.body.previous_response_id)
+            ctx.history = await store.responses.load_chain(ctx.tenant, previous)
         except NotFound:
             raise bad_request(
                 f"Previous response with id '{ctx.body.previous_response_id}' not found.",
@@ -27,6 +45,7 @@ async def load_history(ctx: RequestContext, store: Store) -> None:
             ctx.history = await store.conversations.load_items(ctx.tenant, ctx.conversation_id)
         except NotFound:
             raise not_found(f"Conversation with id '{ctx.conversation_id}' not found.", param="conversation") from None
+    await open_compactions(ctx, store)
 
 
 def check_input_against_history(ctx: RequestContext) -> None:
@@ -72,3 +91,41 @@ def resolve_references(ctx: RequestContext, items: list[dict[str, Any]]) -> list
         else:
             resolved.append(item)
     return resolved
+
+
+def _is_user_message(item: dict[str, Any]) -> bool:
+    return item.get("type", "message") == "message" and item.get("role") == "user"
+
+
+def summary_message(summary: str) -> dict[str, Any]:
+    """What a compaction item is replayed as: a user message, which every chat template takes
+    anywhere in a conversation (a system message in the middle is refused by some)."""
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": SUMMARY_PREFIX + summary}]}
+
+
+def replay_window(ctx: RequestContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The history and the caller's input as the model sees them, `item_reference`s resolved.
+
+    The latest compaction item of the window (the caller's, the history's or this response's
+    own) stands for everything before it but the user's messages: those are kept, and its
+    summary takes the place of the last item it replaced, so that the user's messages that came
+    after that item (the question being asked, often) still come after the summary.
+    """
+    caller = resolve_references(ctx, ctx.input_items)
+    trailing = [ctx.compacted] if ctx.compacted is not None else []
+    window = [*ctx.history, *caller, *trailing]
+    cut = next((n for n in range(len(window) - 1, -1, -1) if window[n].get("type") == "compaction"), None)
+    if cut is None:
+        return ctx.history, caller
+    summary = ctx.summaries.get(id(window[cut]))
+    if summary is None:
+        raise bad_request("A compaction item of this request could not be opened.", param="input")
+    anchor = next((n for n in range(cut - 1, -1, -1) if not _is_user_message(window[n])), cut)
+    parts: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+    for position, item in enumerate(window):
+        part = parts[0] if position < len(ctx.history) else parts[1]
+        if position == anchor:
+            part.append(summary_message(summary))
+        elif position > cut or (position < cut and _is_user_message(item)):
+            part.append(item)
+    return parts

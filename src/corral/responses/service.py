@@ -17,6 +17,7 @@ from corral.protocol.items import normalize_input
 from corral.protocol.request import validate_create_body
 from corral.protocol.response import new_response
 from corral.responses.bootstrap import bootstrap_stateful_tools
+from corral.responses.compaction import compact_if_needed
 from corral.responses.context import RequestContext
 from corral.responses.execution import build_execution_request
 from corral.responses.file_inputs import resolve_file_inputs
@@ -75,8 +76,15 @@ class ResponsesService:
         self.max_tool_calls = max_tool_calls
 
     async def prepare(
-        self, raw: Any, *, tenant: str, headers: Mapping[str, str], client_key: str | None = None
+        self,
+        raw: Any,
+        *,
+        tenant: str,
+        headers: Mapping[str, str],
+        client_key: str | None = None,
+        memory: Mapping[str, list[dict[str, Any]]] | None = None,
     ) -> RequestContext:
+        """`memory`: chains kept only by a WebSocket connection, by response id (`load_history`)."""
         body = validate_create_body(raw)
         conversation = body.conversation
         conversation_id = conversation if isinstance(conversation, str) or conversation is None else conversation.id
@@ -89,7 +97,7 @@ class ResponsesService:
             conversation_id=conversation_id,
             client_key=client_key,
         )
-        await load_history(ctx, self.store)
+        await load_history(ctx, self.store, memory)
         check_input_against_history(ctx)
         ctx.route = await self.registry.route(body.model, key=affinity_key(ctx))
         await resolve_file_inputs(ctx, self.files)
@@ -111,6 +119,7 @@ class ResponsesService:
         response = ctx.response
         failure: tuple[str, str] | None = None
         try:
+            await compact_if_needed(ctx, emitter, self.store)
             last = await run_tool_loop(ctx, emitter, gateway_cap=self.max_tool_calls)
         except UpstreamError as exc:
             self._count_error(ctx, "http")
