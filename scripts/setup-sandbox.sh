@@ -4,22 +4,37 @@
 # Idempotent. Needs root (or sudo) for apt-get on a machine without bubblewrap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+STEP_PREFIX=setup-sandbox
+
+# Progress for the long steps: a line before each with its usual duration, a line every 30 s while
+# it runs (pip and the compiler are quiet), and its duration at the end.
+step() {
+  local label=$1 estimate=$2 start=$SECONDS status=0 ticker
+  shift 2
+  echo "$STEP_PREFIX: $label (usually $estimate)" >&2
+  ( while sleep 30; do echo "$STEP_PREFIX:   still $label: $((SECONDS - start))s so far" >&2; done ) &
+  ticker=$!
+  "$@" || status=$?
+  kill "$ticker" 2>/dev/null || true
+  wait "$ticker" 2>/dev/null || true
+  [ "$status" = 0 ] && echo "$STEP_PREFIX: $label: done in $((SECONDS - start))s" >&2
+  return "$status"
+}
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 if ! command -v bwrap >/dev/null 2>&1; then
-  echo "setup-sandbox: installing bubblewrap" >&2
   export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get update -qq
-  as_root apt-get install -y -qq bubblewrap >/dev/null
+  step "updating the package lists" "under a minute" as_root apt-get update -qq
+  step "installing bubblewrap" "a few seconds" as_root apt-get install -y -qq bubblewrap >/dev/null
 fi
 
 system_python=/usr/bin/python3
 if [ ! -x "$system_python" ] || ! "$system_python" -c 'import venv, ensurepip' 2>/dev/null; then
-  echo "setup-sandbox: installing the system Python with venv" >&2
   export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get update -qq
-  as_root apt-get install -y -qq python3 python3-venv >/dev/null
+  step "updating the package lists" "under a minute" as_root apt-get update -qq
+  step "installing the system Python with venv" "under a minute" \
+    as_root apt-get install -y -qq python3 python3-venv >/dev/null
 fi
 
 venv=.sandbox-venv
@@ -28,6 +43,7 @@ digest=$(sha256sum sandbox-requirements.txt | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
   rm -rf "$venv"
   "$system_python" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet -r sandbox-requirements.txt
+  step "installing the sandbox's Python packages into $venv" "about a minute" \
+    "$venv/bin/python" -m pip install --quiet -r sandbox-requirements.txt
   echo "$digest" > "$stamp"
 fi

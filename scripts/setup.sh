@@ -4,6 +4,22 @@
 # Idempotent and quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+STEP_PREFIX=setup
+
+# Progress for the long steps: a line before each with its usual duration, a line every 30 s while
+# it runs (pip and the compiler are quiet), and its duration at the end.
+step() {
+  local label=$1 estimate=$2 start=$SECONDS status=0 ticker
+  shift 2
+  echo "$STEP_PREFIX: $label (usually $estimate)" >&2
+  ( while sleep 30; do echo "$STEP_PREFIX:   still $label: $((SECONDS - start))s so far" >&2; done ) &
+  ticker=$!
+  "$@" || status=$?
+  kill "$ticker" 2>/dev/null || true
+  wait "$ticker" 2>/dev/null || true
+  [ "$status" = 0 ] && echo "$STEP_PREFIX: $label: done in $((SECONDS - start))s" >&2
+  return "$status"
+}
 
 want_sandbox=0
 for arg in "$@"; do
@@ -22,8 +38,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  step "upgrading pip in .venv" "a few seconds" .venv/bin/python -m pip install --quiet --upgrade pip
+  step "installing Corral and its dependencies into .venv" "1-3 minutes" \
+    .venv/bin/python -m pip install --quiet -e '.[dev]'
   echo "$digest" > "$stamp"
 fi
 

@@ -16,9 +16,10 @@ from corral.api.body_limit import BodyLimitMiddleware
 from corral.api.errors import ErrorMiddleware, handle_error
 from corral.api.metrics import MetricsMiddleware
 from corral.api.quotas import QuotaGate
-from corral.api.request_ids import configure_logging
+from corral.api.request_ids import AccessLogMiddleware, configure_logging
 from corral.api.streaming import drain_detached
 from corral.config import Settings
+from corral.operator.banner import startup_banner
 from corral.protocol.errors import APIError
 from corral.responses.background import BackgroundRunner
 from corral.responses.input_tokens import warm_local_tokenizer
@@ -94,7 +95,7 @@ def build_app(settings: Settings) -> Starlette:
         app.state.max_upload_body_bytes = settings.max_file_bytes + MULTIPART_OVERHEAD
         await asyncio.to_thread(warm_up)
         app.state.ready = True
-        log.info("corral ready: %d upstream(s), database %s", len(registry.workers), _safe_url(settings))
+        log.info("%s", startup_banner(settings, app.state))
         try:
             yield
         finally:
@@ -123,6 +124,7 @@ def build_app(settings: Settings) -> Starlette:
         ],
         middleware=[
             Middleware(MetricsMiddleware),
+            Middleware(AccessLogMiddleware),
             Middleware(ErrorMiddleware),
             Middleware(BodyLimitMiddleware),
             Middleware(AuthMiddleware),
@@ -175,14 +177,6 @@ def warm_up() -> None:
     vocabulary (about 0.3 s) and anyio's asyncio backend (imported by the first streamed response)."""
     importlib.import_module("anyio._backends._asyncio")
     warm_local_tokenizer()
-
-
-def _safe_url(settings: Settings) -> str:
-    url = settings.database_url()
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
 
 
 def serve(settings: Settings) -> None:

@@ -1,11 +1,50 @@
-"""Request ids: every answer carries `x-request-id`, and every log line written while serving it."""
+"""Request ids and the log: every answer carries `x-request-id`, every log line written while
+serving it carries the id, and every request ends in one line saying what happened.
+
+The line for `POST /v1/responses` adds what the operator asks first when something looks wrong:
+the tenant, the model, the worker that served it, the response's own status (a stream is HTTP 200
+even when the response failed) and how many tool calls it made. The status and tool calls are read
+from the answer itself (the JSON body, or the terminal SSE event), so the engine carries no
+logging code; the worker comes from `corral.operator.notes`.
+"""
 
 import logging
+import re
+import time
+from typing import Any
 
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from corral.operator.notes import NOTES, RequestNotes
 from corral.protocol.errors import REQUEST_ID
 from corral.protocol.ids import new_id
 
-__all__ = ["REQUEST_ID", "RequestIdFilter", "configure_logging", "next_request_id"]
+__all__ = ["REQUEST_ID", "AccessLogMiddleware", "RequestIdFilter", "configure_logging", "next_request_id"]
+
+access_log = logging.getLogger("corral.requests")
+
+# Libraries whose INFO lines describe their own machinery (connections, kernels, migrations), not
+# the gateway's work; they still speak at WARNING, and at every level under --log-level debug.
+NOISY_LOGGERS = (
+    "aiosqlite",
+    "alembic",
+    "asyncio",
+    "httpcore",
+    "httpx",
+    "jupyter_client",
+    "mcp",
+    "multipart",
+    "python_multipart",
+    "sqlalchemy",
+    "traitlets",
+    "urllib3",
+)
+PROBE_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
+TERMINAL_EVENTS = (b"event: response.completed\n", b"event: response.failed\n", b"event: response.incomplete\n")
+MAX_PARSED_BODY = 8 * 1024 * 1024
+REQUEST_HEAD = 64 * 1024
+_MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
 
 
 def next_request_id() -> str:
@@ -32,3 +71,108 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    quiet = logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)
+
+
+class _Outcome:
+    """The response object in an answer to POST /v1/responses, read once at its end."""
+
+    def __init__(self) -> None:
+        self.streaming = False
+        self.request_head = bytearray()
+        self.body = bytearray()
+        self.response: dict[str, Any] | None = None
+
+    def requested_model(self) -> str | None:
+        """The model the caller named, for answers that carry none (a 404 model_not_found, a 400)."""
+        found = _MODEL.search(self.request_head)
+        return found.group(1).decode(errors="replace") if found else None
+
+    def feed(self, chunk: bytes) -> None:
+        if self.streaming:
+            if chunk.startswith(TERMINAL_EVENTS):
+                self.response = _parse(chunk.partition(b"\ndata: ")[2]).get("response")
+        elif len(self.body) + len(chunk) <= MAX_PARSED_BODY:
+            self.body += chunk
+
+    def finish(self) -> dict[str, Any] | None:
+        if self.response is None and self.body:
+            self.response = _parse(bytes(self.body))
+        return self.response if isinstance(self.response, dict) else None
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def tool_calls(response: dict[str, Any]) -> int:
+    """Output items that are calls of a tool: function calls for the client, and the calls the
+    gateway ran (mcp_call, code_interpreter_call, shell_call…)."""
+    return sum(
+        1
+        for item in response.get("output") or []
+        if isinstance(item, dict) and str(item.get("type", "")).endswith("_call")
+    )
+
+
+class AccessLogMiddleware:
+    """One INFO line per request when it ends (health probes and /metrics at DEBUG)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        notes = RequestNotes()
+        token = NOTES.set(notes)
+        status = 0
+        outcome = _Outcome() if scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/responses" else None
+
+        async def receive_observed() -> Message:
+            message = await receive()
+            if outcome is not None and message["type"] == "http.request" and len(outcome.request_head) < REQUEST_HEAD:
+                outcome.request_head += message.get("body", b"")[:REQUEST_HEAD]
+            return message
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if outcome is not None:
+                    headers = dict(message.get("headers") or [])
+                    outcome.streaming = headers.get(b"content-type", b"").startswith(b"text/event-stream")
+            elif message["type"] == "http.response.body" and outcome is not None:
+                outcome.feed(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive_observed if outcome is not None else receive, observe)
+        finally:
+            NOTES.reset(token)
+            self._log(scope, status, notes, outcome, time.perf_counter() - started)
+
+    @staticmethod
+    def _log(scope: Scope, status: int, notes: RequestNotes, outcome: _Outcome | None, elapsed: float) -> None:
+        path = scope["path"]
+        level = logging.DEBUG if path in PROBE_PATHS else logging.INFO
+        if not access_log.isEnabledFor(level):
+            return
+        state = scope.get("state") or {}
+        fields = [f"{scope['method']} {path} {status or '-'}", f"tenant={state.get('tenant') or '-'}"]
+        response = outcome.finish() if outcome is not None else None
+        if outcome is not None:
+            fields.append(f"model={(response or {}).get('model') or outcome.requested_model() or '-'}")
+            fields.append(f"worker={notes.worker or '-'}")
+            fields.append(f"status={(response or {}).get('status') or '-'}")
+            fields.append(f"tool_calls={tool_calls(response or {})}")
+        fields.append(f"latency_ms={elapsed * 1000:.0f}")
+        access_log.log(level, " ".join(fields))

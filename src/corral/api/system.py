@@ -2,8 +2,10 @@
 
 `/health` is liveness: the process serves HTTP. `/health/ready` is readiness: this replica can
 do its work, so a load balancer should send it requests. It writes to the database (a gateway on a
-read-only or unreachable database is not ready, though it can still answer reads) and asks the
-sandbox backend, where the backend can tell.
+read-only or unreachable database is not ready, though it can still answer reads), asks the
+sandbox backend, where the backend can tell, and looks at the upstreams: every model the gateway
+serves needs at least one usable worker (listed by discovery, circuit closed, API not known to be
+wrong). A gateway with no upstream or no model at all is not ready either: it can only answer 404.
 """
 
 import asyncio
@@ -54,16 +56,36 @@ async def _sandbox(state: Any) -> str:
     return "ok"
 
 
+def _upstreams(state: Any) -> tuple[str, dict[str, str]]:
+    """`ok` when every model has a usable worker; the models without one are named."""
+    registry = state.registry
+    if not registry.workers:
+        return "failing", {}
+    models: dict[str, bool] = {}
+    for worker in registry.workers:
+        names = set(worker.models) | set(worker.settings.aliases)
+        for name in names:
+            models[name] = models.get(name, False) or registry.usable(worker)
+    if not models:
+        return "failing", {}
+    unusable = {name: "no usable upstream" for name, usable in sorted(models.items()) if not usable}
+    return ("failing" if unusable else "ok"), unusable
+
+
 async def ready(request: Request) -> Response:
     state = request.app.state
     if not getattr(state, "ready", False):
         return JSONResponse({"status": "starting"}, status_code=503)
     database, sandbox = await asyncio.gather(_database(state), _sandbox(state))
-    ok = database == "ok" and sandbox != "failing"
-    return JSONResponse(
-        {"status": "ok" if ok else "unavailable", "checks": {"database": database, "sandbox": sandbox}},
-        status_code=200 if ok else 503,
-    )
+    upstreams, models = _upstreams(state)
+    ok = database == "ok" and sandbox != "failing" and upstreams == "ok"
+    body: dict[str, Any] = {
+        "status": "ok" if ok else "unavailable",
+        "checks": {"database": database, "sandbox": sandbox, "upstreams": upstreams},
+    }
+    if models:
+        body["models"] = models
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 async def list_models(request: Request) -> Response:

@@ -5,6 +5,10 @@ loads for minutes): when an active health check finds a worker answering that ha
 whose circuit was open, and when a request names a model no worker serves. Re-discovery of one
 worker happens at most once per `rediscover_interval_s`, and concurrent requests share the attempt
 in flight instead of each sending their own.
+
+Discovery also settles which API each worker speaks (`upstream.api_kind`): `auto` becomes the kind
+the server answers, and an explicit kind the server does not serve is reported (`problems`). A
+worker whose server could not be asked stays unsettled and is asked again with its models.
 """
 
 import asyncio
@@ -12,13 +16,16 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
 from corral.config import RoutingSettings, UpstreamSettings
+from corral.operator.notes import note_worker
 from corral.protocol.errors import APIError
 from corral.upstream.adapter import Adapter
+from corral.upstream.api_kind import PATHS, detect_api
 from corral.upstream.chat_api import ChatCompletionsAdapter
 from corral.upstream.metrics import CIRCUIT_OPEN
 from corral.upstream.responses_api import ResponsesAPIAdapter
@@ -57,6 +64,9 @@ class UpstreamRegistry:
         self.workers: list[Worker] = []
         self.adapters: dict[int, Adapter] = {}
         self.policies: dict[str, Policy] = {}
+        self.configured_api: dict[int, str] = {}
+        self.settled: set[int] = set()
+        self.problems: dict[int, str] = {}
         for settings in upstreams:
             self._register(settings)
 
@@ -64,20 +74,23 @@ class UpstreamRegistry:
         worker = Worker(settings)
         worker.breaker.failures = self.routing.breaker_failures
         worker.breaker.cooldown_s = self.routing.breaker_cooldown_s
-        adapter: Adapter = (
-            ChatCompletionsAdapter(self.http, worker)
-            if worker.api == "chat"
-            else ResponsesAPIAdapter(self.http, worker)
-        )
         self.workers.append(worker)
-        self.adapters[id(worker)] = adapter
+        self.configured_api[id(worker)] = settings.api
+        self.adapters[id(worker)] = self._adapter(worker)
         return worker
+
+    def _adapter(self, worker: Worker) -> Adapter:
+        """The worker's adapter; an `auto` worker not yet settled speaks /responses meanwhile."""
+        if worker.api == "chat":
+            return ChatCompletionsAdapter(self.http, worker)
+        return ResponsesAPIAdapter(self.http, worker)
 
     async def add_worker(self, settings: UpstreamSettings) -> Worker:
         if any(worker.name == (settings.name or settings.url) for worker in self.workers):
             raise APIError(409, f"A worker named '{settings.name or settings.url}' exists already.", code="conflict")
         worker = self._register(settings)
         await self._discover(worker)
+        self._hint(worker)
         return worker
 
     def remove_worker(self, name: str) -> bool:
@@ -85,11 +98,19 @@ class UpstreamRegistry:
             if worker.name == name:
                 self.workers.remove(worker)
                 self.adapters.pop(id(worker), None)
+                self.settled.discard(id(worker))
+                self.problems.pop(id(worker), None)
                 return True
         return False
 
     def adapter_for(self, worker: Worker) -> Adapter:
+        note_worker(worker.name)
         return self.adapters[id(worker)]
+
+    def usable(self, worker: Worker) -> bool:
+        """Can take requests now: it answered the API probe with the kind it is used as, and its
+        circuit is closed (a server never reached since the start is not usable yet)."""
+        return id(worker) in self.settled and id(worker) not in self.problems and not worker.breaker.open
 
     async def check_health(self) -> None:
         """One round of active checks: an unanswered GET /models counts as a failure of that worker."""
@@ -106,7 +127,7 @@ class UpstreamRegistry:
             if was_open:
                 log.info("upstream %s answers its health check again: circuit closed", worker.name)
                 worker.breaker.on_success()
-            if was_open or not worker.models:
+            if was_open or not worker.models or id(worker) not in self.settled:
                 await self.rediscover(worker)
         else:
             worker.breaker.on_failure()
@@ -124,8 +145,41 @@ class UpstreamRegistry:
 
     async def discover(self) -> None:
         await asyncio.gather(*(self._discover(worker) for worker in self.workers))
+        for worker in self.workers:
+            self._hint(worker)
+
+    def _hint(self, worker: Worker) -> None:
+        """Say what is likely wrong with the URL of a worker that found no models."""
+        if worker.models:
+            return
+        parts = urlsplit(worker.url)
+        if not parts.scheme or not parts.netloc:
+            log.warning("upstream URL %r has no scheme: did you mean 'http://%s'?", worker.url, worker.url)
+        elif not parts.path.rstrip("/").endswith("/v1"):
+            log.warning(
+                "upstream %s lists no models and its URL has no /v1: did you mean '%s/v1'?", worker.url, worker.url
+            )
+
+    async def _settle_api(self, worker: Worker) -> None:
+        if id(worker) in self.settled:
+            return
+        configured = self.configured_api.get(id(worker), worker.api)
+        detection = await detect_api(self.http, worker.url, worker.headers(), configured)
+        self.problems.pop(id(worker), None)
+        if detection.problem is not None:
+            self.problems[id(worker)] = detection.problem
+            log.error("upstream %s: %s", worker.name, detection.problem)
+        if detection.kind is None:
+            return
+        self.settled.add(id(worker))
+        if detection.kind != worker.api:
+            worker.settings = worker.settings.model_copy(update={"api": detection.kind})
+            self.adapters[id(worker)] = self._adapter(worker)
+        if configured == "auto":
+            log.info("upstream %s speaks %s (detected)", worker.name, PATHS[detection.kind])
 
     async def _discover(self, worker: Worker) -> None:
+        await self._settle_api(worker)
         if worker.settings.models is not None:
             worker.models = set(worker.settings.models)
             return
@@ -152,7 +206,7 @@ class UpstreamRegistry:
     async def rediscover(self, worker: Worker) -> None:
         """Ask one worker for its models again, unless it was asked less than `rediscover_interval_s`
         ago; callers arriving while an attempt is in flight wait for that attempt."""
-        if worker.settings.models is not None:
+        if worker.settings.models is not None and id(worker) in self.settled:
             return
         task = worker.discovery
         if task is None:
@@ -203,6 +257,8 @@ class UpstreamRegistry:
                 "url": worker.url,
                 "api": worker.api,
                 "models": sorted(worker.models),
+                "configured_api": self.configured_api.get(id(worker), worker.api),
+                "problem": self.problems.get(id(worker)),
                 "in_flight": worker.in_flight,
                 "circuit": "open" if worker.breaker.open else "closed",
             }

@@ -1,0 +1,1 @@
+"""What the operator sees: the start-up banner, the per-request log line, `corral doctor`."""
