@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         "servers, with state in --database. Each flag reads CORRAL_<FLAG> when not given.",
     )
     _add_serve_arguments(serve)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=_env("WORKERS"),
+        help="Gateway processes sharing the port [CORRAL_WORKERS] (1). More than one needs sandbox.backend "
+        "hosts or none: see docs/benchmarks.md, 'Several worker processes'.",
+    )
 
     host = commands.add_parser(
         "sandbox-host",
@@ -211,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from corral.app import serve
 
+        if args.workers is not None:
+            settings.workers = int(args.workers)
         serve(settings)
         return 0
     if args.command == "sandbox-host":

@@ -173,6 +173,7 @@ class Settings(BaseModel):
     auto_migrate: bool = Field(default=True, description="Run migrations at start (SQLite always does).")
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
     log_level: str = "info"
+    workers: int = Field(default=1, ge=1, description="Gateway processes sharing the port (`corral serve --workers`).")
     bootstrapper: str = "default"
     mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
     mcp_timeout_s: float = 30.0

@@ -1,9 +1,11 @@
 """Streaming a response: the engine runs in its own task and hands SSE frames to the HTTP response.
 
-The first frame is awaited before any HTTP status is sent, so an upstream that refuses the first
-call is still a plain HTTP error. A failure after that (the database refusing the final write, a
-bug) ends the stream the way OpenAI ends a failed one: `error`, then `response.failed`, never a
-stream that just stops. If the client goes away, a stored response runs on to completion
+The first frame (`response.created`, sent once the upstream has accepted the first call, before
+the model's first token) is awaited before any HTTP status is sent, so an upstream that refuses
+the first call is still a plain HTTP error. A failure after that (the upstream, the database
+refusing the final write, a bug) ends the stream the way OpenAI ends a failed one: `error`, then
+`response.failed`, never a stream that just stops. Frames that are ready together go out as one
+write. If the client goes away, a stored response runs on to completion
 and is persisted; an unstored one is cancelled, which cancels the upstream request.
 """
 
@@ -22,17 +24,55 @@ from corral.protocol.events import Emitter
 log = logging.getLogger(__name__)
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-_END = b""
 _detached: set[asyncio.Task[object]] = set()
+
+
+class ReadyFrames:
+    """Frames the engine has produced and the HTTP response has not written yet.
+
+    The engine relays a whole upstream chunk's events without yielding to the loop, so by the
+    time the response task runs several frames are usually waiting: `take` hands them all over
+    as one write (one ASGI send, one socket write) instead of one each.
+    """
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.ended = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, frame: bytes) -> None:
+        self.frames.append(frame)
+        self._wake()
+
+    def end(self) -> None:
+        self.ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def take(self) -> bytes | None:
+        """Every ready frame as one chunk; None once the engine has ended and all were taken."""
+        while not self.frames:
+            if self.ended:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        frames, self.frames = self.frames, []
+        return frames[0] if len(frames) == 1 else b"".join(frames)
 
 
 async def stream_events(
     emitter: Emitter, run: Callable[[Emitter], Awaitable[object]], *, keep_running_on_disconnect: bool
 ) -> Response:
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    ready = ReadyFrames()
 
     async def sink(frame: bytes) -> None:
-        queue.put_nowait(frame)
+        ready.put(frame)
 
     emitter.sink = sink
 
@@ -46,10 +86,10 @@ async def stream_events(
             return None
 
     task = asyncio.create_task(guarded())
-    task.add_done_callback(lambda _: queue.put_nowait(_END))
+    task.add_done_callback(lambda _: ready.end())
 
-    first = await queue.get()
-    if first is _END:
+    first = await ready.take()
+    if first is None:
         exc = asyncio.CancelledError() if task.cancelled() else task.exception()
         if exc is None:
             log.error("stream ended before its first event")
@@ -60,10 +100,10 @@ async def stream_events(
         STREAMS_IN_FLIGHT.inc()
         finished = False
         try:
-            frame = first
-            while frame is not _END:
-                yield frame
-                frame = await queue.get()
+            chunk: bytes | None = first
+            while chunk is not None:
+                yield chunk
+                chunk = await ready.take()
             finished = True
         finally:
             STREAMS_IN_FLIGHT.dec()

@@ -61,8 +61,9 @@ class Emitter:
             await self.sink(self.frame(event))
 
     async def start(self) -> None:
-        """`response.created` and `response.in_progress`: sent lazily, just before the first real
-        event, so that an upstream refusing the first call is still an HTTP error."""
+        """`response.created` and `response.in_progress`: sent once the upstream has accepted the
+        first call (`corral.upstream.http.on_accepted`), else just before the first real event;
+        never earlier, so that an upstream refusing the first call is still an HTTP error."""
         if self.started or not self.streaming:
             return
         self.started = True

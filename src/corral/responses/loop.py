@@ -14,6 +14,7 @@ from corral.protocol.response import add_usage
 from corral.responses.context import RequestContext
 from corral.responses.execution import build_execution_request
 from corral.tools.base import ServerTool, ToolCall, ToolOutcome
+from corral.upstream.http import on_accepted
 from corral.upstream.turn import TurnResult
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,11 @@ async def model_turn(
             await annotator.annotate_items(result.output)
         return result
     stream = adapter.stream(request, ctx.client_key)
-    await stream.open()
+    accepted = on_accepted.set(emitter.start)
+    try:
+        await stream.open()
+    finally:
+        on_accepted.reset(accepted)
     base = len(ctx.response["output"])
     held: list[int] = []
     try:

@@ -1,6 +1,7 @@
 """The HTTP exchanges every adapter makes: a JSON POST, or a POST whose answer is an SSE stream."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import aiohttp
@@ -9,6 +10,11 @@ from corral.upstream.errors import UpstreamStreamError, from_status, unreachable
 from corral.upstream.sse import iter_sse_data
 from corral.upstream.turn import TurnResult
 from corral.upstream.worker import Worker
+
+on_accepted: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("upstream_on_accepted", default=None)
+"""Awaited when an upstream answers a streamed call with a success status, before its first event:
+the engine tells its own client the response was created without waiting for the model's first
+token (a long prompt's prefill, a queue at the model server)."""
 
 
 async def post_json(
@@ -49,6 +55,8 @@ class SSETurnStream:
             response.release()
             raise from_status(self.worker.name, response.status, raw)
         self._response = response
+        if (accepted := on_accepted.get()) is not None:
+            await accepted()
 
     async def payloads(self) -> AsyncIterator[bytes]:
         """Each event's data; a broken connection becomes UpstreamStreamError; closes at the end."""
