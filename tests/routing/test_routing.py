@@ -1,11 +1,17 @@
-"""Routing over several scripted upstream workers, and surviving their failures."""
+"""Routing over several scripted upstream workers, and surviving their failures.
 
+No test here depends on how long something takes: breakers run on a fake clock set on the
+gateway's workers, and requests that must be in flight are held by events.
+"""
+
+import asyncio
 import concurrent.futures
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -16,8 +22,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from corral.app import build_app
-from corral.config import AuthSettings, RoutingSettings, Settings, UpstreamSettings
+from corral.config import ApiKeySettings, AuthSettings, RoutingSettings, Settings, UpstreamSettings
 from corral.mock_upstream.app import build_app as build_mock
+from corral.upstream.registry import UpstreamRegistry
+from tests.routing.test_breaker import FakeClock
 from tests.support.mock import MockUpstream
 from tests.support.servers import serve_in_thread
 
@@ -32,14 +40,28 @@ def mocks(count: int) -> Iterator[list[MockUpstream]]:
 
 
 @contextmanager
-def gateway(tmp_path: Path, urls: list[str], **settings: object) -> Iterator[str]:
+def gateway(tmp_path: Path, urls: list[str], **settings: Any) -> Iterator[str]:
+    with routed_gateway(tmp_path, urls, **settings) as (base, _):
+        yield base
+
+
+@contextmanager
+def routed_gateway(
+    tmp_path: Path, urls: list[str], *, clock: FakeClock | None = None, **settings: Any
+) -> Iterator[tuple[str, UpstreamRegistry]]:
+    """A gateway, and its registry; with `clock`, every worker's breaker runs on it."""
     config = Settings(
         data_dir=tmp_path,
         upstreams=[UpstreamSettings(url=url, name=f"w{n}", models=["mock-model"]) for n, url in enumerate(urls)],
-        **settings,  # type: ignore[arg-type]
+        **settings,
     )
-    with serve_in_thread(build_app(config), ready_path="/health") as base:
-        yield base
+    app = build_app(config)
+    with serve_in_thread(app, ready_path="/health") as base:
+        registry: UpstreamRegistry = app.state.registry
+        if clock is not None:
+            for worker in registry.workers:
+                worker.breaker.clock = clock
+        yield base, registry
 
 
 def client(base: str, **kwargs: object) -> openai.OpenAI:
@@ -50,14 +72,41 @@ def counts(workers: list[MockUpstream]) -> list[int]:
     return [len(worker.requests()) for worker in workers]
 
 
-def failing_upstream(hits: dict[str, int]) -> Starlette:
-    """An upstream that answers 500 to everything and counts what reaches it."""
+def failing_upstream(hits: dict[str, int], status: int = 503) -> Starlette:
+    """An upstream that answers `status` to everything and counts the model calls that reach it."""
 
     async def fail(request: Request) -> JSONResponse:
-        hits["count"] += 1
-        return JSONResponse({"error": {"message": "down", "type": "server_error"}}, status_code=500)
+        if request.method == "POST" and request.url.path.endswith("/responses"):
+            hits["count"] += 1
+        return JSONResponse({"error": {"message": "down", "type": "server_error"}}, status_code=status)
 
     return Starlette(routes=[Route("/v1/{path:path}", fail, methods=["GET", "POST"])])
+
+
+def responses_answer(model: str, text: str) -> dict[str, object]:
+    message = {"type": "message", "id": "msg_x", "role": "assistant", "status": "completed",
+               "content": [{"type": "output_text", "text": text, "annotations": []}]}
+    return {"id": "resp_x", "object": "response", "created_at": 0, "status": "completed", "model": model,
+            "output": [message], "usage": None}  # fmt: skip
+
+
+def held_upstream(arrived: threading.Event, release: threading.Event) -> Starlette:
+    """An upstream whose answers wait for `release`; `arrived` is set when a request reaches it."""
+
+    async def answer(request: Request) -> JSONResponse:
+        body = await request.json()
+        arrived.set()
+        await asyncio.to_thread(release.wait, 60)
+        return JSONResponse(responses_answer(body["model"], "released"))
+
+    return Starlette(routes=[Route("/v1/responses", answer, methods=["POST"])])
+
+
+def circuit(base: str, name: str) -> str | None:
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        if line.startswith(f'corral_upstream_circuit_open{{upstream="{name}"}}'):
+            return "open" if line.endswith(" 1.0") else "closed"
+    return None
 
 
 def test_round_robin_spreads_evenly(tmp_path: Path) -> None:
@@ -74,8 +123,8 @@ def test_round_robin_spreads_evenly(tmp_path: Path) -> None:
 def test_load_aware_policies_use_every_worker(tmp_path: Path, policy: str) -> None:
     with (
         mocks(3) as workers,
-        gateway(tmp_path, [w.url for w in workers], routing=RoutingSettings(policy=policy)) as base,
-    ):  # type: ignore[arg-type]
+        gateway(tmp_path, [w.url for w in workers], routing=RoutingSettings(policy=policy)) as base,  # type: ignore[arg-type]
+    ):
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
             list(
                 pool.map(
@@ -156,37 +205,79 @@ def test_a_dead_worker_is_retried_around_without_client_errors(tmp_path: Path) -
 def test_circuit_opens_on_a_failing_worker_and_probes_after_cooldown(tmp_path: Path) -> None:
     hits = {"count": 0}
     app = failing_upstream(hits)
-    routing = RoutingSettings(policy="round_robin", breaker_failures=2, breaker_cooldown_s=0.6, backoff_s=0.001)
+    clock = FakeClock()
+    routing = RoutingSettings(
+        policy="round_robin", breaker_failures=2, breaker_cooldown_s=30, backoff_s=0.001, health_check_interval_s=None
+    )
     with (
         mocks(1) as workers,
         serve_in_thread(app) as bad,
-        gateway(tmp_path, [workers[0].url, f"{bad}/v1"], routing=routing) as base,
+        routed_gateway(tmp_path, [workers[0].url, f"{bad}/v1"], routing=routing, clock=clock) as (base, _),
     ):
         for n in range(10):
             assert client(base).responses.create(model="mock-model", input=f"n{n}", store=False).status == "completed"
         opened_after = hits["count"]
         assert opened_after == 2, "two failures open the circuit; no more traffic"
-        assert 'corral_upstream_circuit_open{upstream="w1"} 1.0' in httpx.get(f"{base}/metrics").text
-        time.sleep(0.7)
+        assert circuit(base, "w1") == "open"
+        clock.advance(29.9)
+        for n in range(4):
+            client(base).responses.create(model="mock-model", input=f"c{n}", store=False)
+        assert hits["count"] == opened_after, "still cooling down"
+        clock.advance(0.1)
         for n in range(4):
             client(base).responses.create(model="mock-model", input=f"m{n}", store=False)
         assert hits["count"] == opened_after + 1, "one probe after the cooldown, which fails and reopens"
+        assert circuit(base, "w1") == "open"
+
+
+def test_one_tenants_500s_do_not_open_the_circuit_for_everybody(tmp_path: Path) -> None:
+    hits = {"count": 0}
+    keys = [ApiKeySettings(tenant="mallory", key="key-m"), ApiKeySettings(tenant="alice", key="key-a")]
+    routing = RoutingSettings(
+        policy="round_robin", breaker_failures=2, retries=1, backoff_s=0.001, health_check_interval_s=None
+    )
+    with (
+        mocks(1) as workers,
+        serve_in_thread(failing_upstream(hits, status=500)) as bad,
+        gateway(tmp_path, [workers[0].url, f"{bad}/v1"], routing=routing, auth=AuthSettings(keys=keys)) as base,
+    ):
+        mallory = openai.OpenAI(base_url=f"{base}/v1", api_key="key-m", max_retries=0)
+        alice = openai.OpenAI(base_url=f"{base}/v1", api_key="key-a", max_retries=0)
+        for n in range(8):
+            assert mallory.responses.create(model="mock-model", input=f"n{n}", store=False).status == "completed"
+        assert hits["count"] > 2, "past breaker_failures"
+        assert circuit(base, "w1") == "closed", "one tenant's 500s say nothing about the worker"
+        before = hits["count"]
+        for n in range(4):
+            assert alice.responses.create(model="mock-model", input=f"a{n}", store=False).status == "completed"
+        assert hits["count"] > before, "alice's requests reached w1 too"
+        assert circuit(base, "w1") == "open", "once another tenant's requests fail too, the worker is unhealthy"
 
 
 def test_concurrency_cap_answers_503_with_retry_after(tmp_path: Path) -> None:
-    with mocks(1) as workers:
-        config = Settings(data_dir=tmp_path, upstreams=[UpstreamSettings(url=workers[0].url, max_in_flight=1)])
+    arrived, release = threading.Event(), threading.Event()
+    with serve_in_thread(held_upstream(arrived, release)) as held:
+        config = Settings(
+            data_dir=tmp_path,
+            upstreams=[UpstreamSettings(url=f"{held}/v1", models=["mock-model"], max_in_flight=1)],
+        )
         with serve_in_thread(build_app(config), ready_path="/health") as base:
+            first: list[str] = []
             slow = threading.Thread(
-                target=lambda: client(base).responses.create(
-                    model="mock-model", input="[[slow 300]] a b c d e", store=False
+                target=lambda: first.append(
+                    client(base).responses.create(model="mock-model", input="a", store=False).output_text
                 )
             )
             slow.start()
-            time.sleep(0.3)
-            with pytest.raises(openai.InternalServerError) as caught:
-                client(base).responses.create(model="mock-model", input="second", store=False)
-            slow.join()
+            try:
+                assert arrived.wait(60)
+                with pytest.raises(openai.InternalServerError) as caught:
+                    client(base).responses.create(model="mock-model", input="second", store=False)
+            finally:
+                release.set()
+                slow.join()
+            assert first == ["released"]
+            assert client(base).responses.create(model="mock-model", input="third", store=False).status == "completed"
     assert caught.value.status_code == 503 and caught.value.code == "overloaded"
     assert caught.value.response.headers["retry-after"] == "1"
 
@@ -268,29 +359,60 @@ def test_a_recovered_worker_gets_traffic_again(tmp_path: Path) -> None:
     async def answer(request: Request) -> JSONResponse:
         state["hits"] += 1
         if not state["healthy"]:
-            return JSONResponse({"error": {"message": "down", "type": "server_error"}}, status_code=500)
+            return JSONResponse({"error": {"message": "down", "type": "server_error"}}, status_code=503)
         body = await request.json()
-        message = {"type": "message", "id": "msg_x", "role": "assistant", "status": "completed",
-                   "content": [{"type": "output_text", "text": "back", "annotations": []}]}
-        return JSONResponse(
-            {"id": "resp_x", "object": "response", "created_at": 0, "status": "completed", "model": body["model"],
-             "output": [message], "usage": None}
-        )  # fmt: skip
+        return JSONResponse(responses_answer(body["model"], "back"))
 
     flaky = Starlette(routes=[Route("/v1/responses", answer, methods=["POST"])])
+    clock = FakeClock()
     routing = RoutingSettings(
-        policy="round_robin", breaker_failures=1, breaker_cooldown_s=0.3, backoff_s=0.001, health_check_interval_s=None
+        policy="round_robin", breaker_failures=1, breaker_cooldown_s=30, backoff_s=0.001, health_check_interval_s=None
     )
     with (
         mocks(1) as workers,
         serve_in_thread(flaky) as bad,
-        gateway(tmp_path, [workers[0].url, f"{bad}/v1"], routing=routing) as base,
+        routed_gateway(tmp_path, [workers[0].url, f"{bad}/v1"], routing=routing, clock=clock) as (base, _),
     ):
         for n in range(4):
             client(base).responses.create(model="mock-model", input=f"n{n}", store=False)
         assert state["hits"] == 1
         state["healthy"] = True
-        time.sleep(0.4)
+        clock.advance(30)
         for n in range(6):
             client(base).responses.create(model="mock-model", input=f"m{n}", store=False)
         assert state["hits"] >= 3, "after the probe succeeds the worker is back in the rotation"
+
+
+def test_passthrough_rediscovers_an_unknown_model_and_gives_its_slot_back(tmp_path: Path) -> None:
+    served: list[str] = []
+
+    async def models(request: Request) -> JSONResponse:
+        return JSONResponse({"object": "list", "data": [{"id": name, "object": "model"} for name in served]})
+
+    async def chat(request: Request) -> JSONResponse:
+        body = await request.json()
+        message = {"role": "assistant", "content": f"{body['model']} here"}
+        return JSONResponse(
+            {"id": "chatcmpl-x", "object": "chat.completion", "created": 0, "model": body["model"],
+             "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+        )  # fmt: skip
+
+    late = Starlette(
+        routes=[Route("/v1/models", models, methods=["GET"]), Route("/v1/chat/completions", chat, methods=["POST"])]
+    )
+    with serve_in_thread(late) as upstream:
+        config = Settings(
+            data_dir=tmp_path,
+            upstreams=[UpstreamSettings(url=f"{upstream}/v1", name="late")],
+            routing=RoutingSettings(health_check_interval_s=None),
+        )
+        app = build_app(config)
+        with serve_in_thread(app, ready_path="/health") as base:
+            registry: UpstreamRegistry = app.state.registry
+            registry.rediscover_interval_s = 0.0
+            served.append("late-model")
+            completion = client(base).chat.completions.create(
+                model="late-model", messages=[{"role": "user", "content": "hi"}]
+            )
+            assert completion.choices[0].message.content == "late-model here"
+            assert [worker.in_flight for worker in registry.workers] == [0]

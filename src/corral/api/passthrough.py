@@ -6,15 +6,18 @@ where an alias applies); the answer comes back as the worker sent it, streamed o
 """
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 
 import aiohttp
 import orjson
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from corral.api.http import read_json
 from corral.api.streaming import SSE_HEADERS
+from corral.api.tenancy import tenant_of
 from corral.protocol.errors import bad_request
 from corral.upstream.errors import from_status, unreachable
 from corral.upstream.registry import UpstreamRegistry
@@ -26,7 +29,7 @@ async def _forward(request: Request, path: str) -> Response:
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
         raise bad_request("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
     registry: UpstreamRegistry = request.app.state.registry
-    routed = registry.resolve(body["model"]).adapter
+    route = await registry.route(body["model"], caller=tenant_of(request))
     client_key = request.headers.get("x-upstream-api-key")
 
     async def call(worker: Worker, name: str) -> aiohttp.ClientResponse:
@@ -34,7 +37,7 @@ async def _forward(request: Request, path: str) -> Response:
             response = await registry.http.post(
                 f"{worker.url}/{path}", data=orjson.dumps({**body, "model": name}), headers=worker.headers(client_key)
             )
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise unreachable(worker.name, str(exc) or type(exc).__name__) from exc
         if response.status >= 400:
             raw = await response.read()
@@ -42,24 +45,25 @@ async def _forward(request: Request, path: str) -> Response:
             raise from_status(worker.name, response.status, raw)
         return response
 
-    worker, upstream = await routed.attempt(call)  # type: ignore[attr-defined]
-    if not body.get("stream"):
-        try:
+    held = AsyncExitStack()
+    answer = await held.enter_async_context(route.adapter.call(call))
+    upstream = answer.value
+    streamed = bool(body.get("stream"))
+    held.callback(upstream.close if streamed else upstream.release)
+    if not streamed:
+        async with held:
             content = await upstream.read()
-        finally:
-            upstream.release()
-            worker.in_flight -= 1
         return Response(content, media_type=upstream.headers.get("content-type", "application/json"))
 
     async def relay() -> AsyncIterator[bytes]:
-        try:
+        async with held:
             async for chunk in upstream.content.iter_any():
                 yield chunk
-        finally:
-            upstream.close()
-            worker.in_flight -= 1
 
-    return StreamingResponse(relay(), media_type="text/event-stream", headers=SSE_HEADERS)
+    # The background task frees the worker's slot when the client left before the relay started.
+    return StreamingResponse(
+        relay(), media_type="text/event-stream", headers=SSE_HEADERS, background=BackgroundTask(held.aclose)
+    )
 
 
 async def chat_completions(request: Request) -> Response:

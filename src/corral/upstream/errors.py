@@ -8,11 +8,16 @@ from corral.protocol.errors import APIError
 
 
 class UpstreamError(APIError):
-    """An upstream failure; `retryable` when another try (or another worker) may succeed."""
+    """An upstream failure; `retryable` when another try (or another worker) may succeed.
 
-    def __init__(self, status: int, message: str, *, retryable: bool, **kwargs: Any) -> None:
+    `upstream_status` is the status the upstream answered, None when it did not answer at all."""
+
+    def __init__(
+        self, status: int, message: str, *, retryable: bool, upstream_status: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(status, message, **kwargs)
         self.retryable = retryable
+        self.upstream_status = upstream_status
 
 
 class UpstreamStreamError(Exception):
@@ -53,6 +58,7 @@ def from_status(name: str, status: int, body: bytes) -> UpstreamError:
             param=error.get("param"),
             code=error.get("code"),
             retryable=status == 429,
+            upstream_status=status,
         )
     return UpstreamError(
         503 if status == 503 else 502,
@@ -60,6 +66,7 @@ def from_status(name: str, status: int, body: bytes) -> UpstreamError:
         type="server_error",
         code="upstream_error",
         retryable=True,
+        upstream_status=status,
     )
 
 

@@ -37,11 +37,21 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Route:
-    """Where one request goes: the worker, its adapter, and the model name the worker knows."""
+    """Where one request goes: its model's workers behind the routing adapter.
 
-    worker: Worker
-    adapter: Adapter
+    `primary` is the worker whose settings shape the request before any call (its API, whether
+    it hosts code_interpreter/shell itself); the adapter only uses workers that agree with it on
+    hosting tools, so a retry never sends a request shaped for one kind of worker to the other."""
+
+    primary: Worker
+    adapter: RoutedAdapter
     upstream_model: str
+
+    @property
+    def worker(self) -> Worker:
+        """The worker of the latest call (the one that answered, or the last that failed); the
+        primary before any call."""
+        return self.adapter.last_worker or self.primary
 
 
 def model_not_found(model: str) -> APIError:
@@ -67,6 +77,7 @@ class UpstreamRegistry:
         self.configured_api: dict[int, str] = {}
         self.settled: set[int] = set()
         self.problems: dict[int, str] = {}
+        self._mixed: set[str] = set()
         for settings in upstreams:
             self._register(settings)
 
@@ -217,11 +228,11 @@ class UpstreamRegistry:
             task.add_done_callback(lambda _: setattr(worker, "discovery", None))
         await asyncio.shield(task)
 
-    async def route(self, model: str, *, key: str | None = None) -> Route:
+    async def route(self, model: str, *, key: str | None = None, caller: str | None = None) -> Route:
         """`resolve`, after re-discovering the workers when no worker is known to serve `model`."""
         if not self.candidates(model):
             await asyncio.gather(*(self.rediscover(worker) for worker in list(self.workers)))
-        return self.resolve(model, key=key)
+        return self.resolve(model, key=key, caller=caller)
 
     def _serves(self, worker: Worker, model: str) -> str | None:
         aliased = worker.settings.aliases.get(model)
@@ -239,16 +250,29 @@ class UpstreamRegistry:
             policy = self.policies[model] = Policy(name)
         return policy
 
-    def resolve(self, model: str, *, key: str | None = None) -> Route:
+    def resolve(self, model: str, *, key: str | None = None, caller: str | None = None) -> Route:
         """The route of one request: its model's workers behind the routing policy and retries.
 
-        `key` keeps one conversation on one worker (its prefix cache) under `consistent_hash`."""
+        `key` keeps one conversation on one worker (its prefix cache) under `consistent_hash`;
+        `caller` is the tenant, for the circuit breakers (`upstream.health`)."""
         candidates = self.candidates(model)
         if not candidates:
             raise model_not_found(model)
-        routed = RoutedAdapter(lambda: self.candidates(model), self.adapter_for, self.policy(model), self.routing, key)
-        worker, upstream_model = routed.primary()
-        return Route(worker, routed, upstream_model)
+        primary, upstream_model = candidates[0]
+        hosted = primary.settings.hosted_tools
+        if any(worker.settings.hosted_tools != hosted for worker, _ in candidates) and model not in self._mixed:
+            self._mixed.add(model)
+            log.warning(
+                "the workers serving %s disagree on hosted_tools: requests go only to those that agree with %s",
+                model,
+                primary.name,
+            )
+
+        def alike() -> list[tuple[Worker, str]]:
+            return [c for c in self.candidates(model) if c[0].settings.hosted_tools == hosted]
+
+        routed = RoutedAdapter(alike, self.adapter_for, self.policy(model), self.routing, key, caller)
+        return Route(primary, routed, upstream_model)
 
     def describe(self) -> list[dict[str, Any]]:
         return [

@@ -8,7 +8,11 @@ once a stream has produced an event it is never retried. A call that succeeds wi
 anything (`EmptyAnswer`) is retried too, on the same worker when it is the only one.
 
 Every failed attempt is logged at WARNING with the worker, the upstream's status and a short
-reason, since the client only ever sees the last one.
+reason, since the client only ever sees the last one, and reported to the worker's circuit
+breaker, which decides what it says about the worker's health (`upstream.health`).
+
+Each call holds one of its worker's concurrency slots from the attempt until the caller is done
+with the answer (`RoutedAdapter.call`), and the answer names the worker that gave it.
 """
 
 import asyncio
@@ -17,8 +21,10 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from corral.config import RoutingSettings
 from corral.protocol.errors import APIError
@@ -26,9 +32,10 @@ from corral.upstream.adapter import Adapter, TurnStream
 from corral.upstream.errors import EmptyAnswer, UpstreamError, UpstreamStreamError
 from corral.upstream.metrics import CIRCUIT_OPEN, UPSTREAM_LATENCY, UPSTREAM_REQUESTS
 from corral.upstream.turn import TurnResult
-from corral.upstream.worker import Worker
+from corral.upstream.worker import Slot, Worker
 
 Candidate = tuple[Worker, str]
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +86,21 @@ class Policy:
         return list(candidates[start:]) + list(candidates[:start])
 
 
+@dataclass
+class Answer(Generic[T]):
+    """What one routed call produced, and the worker that produced it."""
+
+    worker: Worker
+    upstream_model: str
+    value: T
+
+
 class RoutedAdapter:
+    """The workers serving one model for one request, behind its policy, retries and breakers.
+
+    `caller` (the tenant) tells the breakers whose requests got a 500; `last_worker` is the worker
+    the latest call went to (the one that answered, or the last one that failed)."""
+
     def __init__(
         self,
         candidates: Callable[[], list[Candidate]],
@@ -87,12 +108,15 @@ class RoutedAdapter:
         policy: Policy,
         settings: RoutingSettings,
         key: str | None,
+        caller: str | None = None,
     ) -> None:
         self.candidates = candidates
         self.adapter_for = adapter_for
         self.policy = policy
         self.settings = settings
         self.key = key
+        self.caller = caller
+        self.last_worker: Worker | None = None
 
     def plan(self) -> list[Candidate]:
         """Usable workers in the order to try them (circuit closed or ready to probe, below the cap)."""
@@ -112,8 +136,16 @@ class RoutedAdapter:
         worker, name = self.primary()
         self.adapter_for(worker).preflight({**request, "model": name})
 
-    async def attempt(self, call: Callable[[Worker, str], Any]) -> Any:
-        """Run `call` on one worker after another until one answers or the retries run out."""
+    @asynccontextmanager
+    async def call(self, call: Callable[[Worker, str], Awaitable[T]]) -> AsyncIterator[Answer[T]]:
+        """Run `call` on one worker after another until one answers or the retries run out.
+
+        The answering worker's slot stays held until the block ends, however it ends."""
+        slot, answer = await self._attempt(call)
+        with slot:
+            yield answer
+
+    async def _attempt(self, call: Callable[[Worker, str], Awaitable[T]]) -> tuple[Slot, Answer[T]]:
         tried: set[str] = set()
         last_error: UpstreamError | None = None
         for attempt in range(self.settings.retries + 1):
@@ -125,38 +157,24 @@ class RoutedAdapter:
                 break
             worker, name = remaining[0]
             tried.add(worker.name)
+            self.last_worker = worker
             worker.breaker.on_attempt()
-            worker.in_flight += 1
+            slot = worker.hold()
             started = time.perf_counter()
             try:
-                result = await call(worker, name)
+                value = await call(worker, name)
             except UpstreamError as exc:
-                worker.in_flight -= 1
-                empty = isinstance(exc, EmptyAnswer)
-                UPSTREAM_REQUESTS.labels(worker.name, "empty" if empty else "error").inc()
+                slot.release()
                 final = not exc.retryable or (400 <= exc.status < 500 and exc.status != 429)
-                final = final or attempt == self.settings.retries
-                log.warning(
-                    "upstream %s failed (HTTP %s, %s): %s; %s",
-                    worker.name,
-                    exc.status,
-                    exc.code or exc.type,
-                    _short(exc.message),
-                    "giving up" if final else "retrying",
-                )
-                if not exc.retryable or (400 <= exc.status < 500 and exc.status != 429):
+                self._failed(worker, exc, giving_up=final or attempt == self.settings.retries)
+                if final:
                     raise
-                if not empty:
-                    was_open = worker.breaker.open
-                    worker.breaker.on_failure()
-                    CIRCUIT_OPEN.labels(worker.name).set(1 if worker.breaker.open else 0)
-                    if worker.breaker.open and not was_open:
-                        log.warning("upstream %s: circuit open after repeated failures", worker.name)
                 last_error = exc
                 await asyncio.sleep(self.settings.backoff_s * (2**attempt) * (0.5 + random.random()))
                 continue
             except BaseException:
-                worker.in_flight -= 1
+                slot.release()
+                worker.breaker.on_inconclusive()
                 raise
             UPSTREAM_LATENCY.labels(worker.name).observe(time.perf_counter() - started)
             UPSTREAM_REQUESTS.labels(worker.name, "ok").inc()
@@ -164,9 +182,25 @@ class RoutedAdapter:
                 log.info("upstream %s answers again: circuit closed", worker.name)
             worker.breaker.on_success()
             CIRCUIT_OPEN.labels(worker.name).set(0)
-            return worker, result
+            return slot, Answer(worker, name, value)
         assert last_error is not None
         raise last_error
+
+    def _failed(self, worker: Worker, exc: UpstreamError, *, giving_up: bool) -> None:
+        UPSTREAM_REQUESTS.labels(worker.name, "empty" if isinstance(exc, EmptyAnswer) else "error").inc()
+        log.warning(
+            "upstream %s failed (HTTP %s, %s): %s; %s",
+            worker.name,
+            exc.upstream_status or exc.status,
+            exc.code or exc.type,
+            _short(exc.message),
+            "giving up" if giving_up else "retrying",
+        )
+        was_open = worker.breaker.open
+        worker.breaker.report(exc, self.caller)
+        CIRCUIT_OPEN.labels(worker.name).set(1 if worker.breaker.open else 0)
+        if worker.breaker.open and not was_open:
+            log.warning("upstream %s: circuit open after repeated failures", worker.name)
 
     async def create(self, request: dict[str, Any], client_key: str | None = None) -> TurnResult:
         async def call(worker: Worker, name: str) -> TurnResult:
@@ -175,9 +209,8 @@ class RoutedAdapter:
                 raise EmptyAnswer(worker.name)
             return result
 
-        worker, result = await self.attempt(call)
-        worker.in_flight -= 1
-        return result
+        async with self.call(call) as answer:
+            return answer.value
 
     def stream(self, request: dict[str, Any], client_key: str | None = None) -> "RoutedTurnStream":
         return RoutedTurnStream(self, request, client_key)
@@ -188,7 +221,7 @@ class RoutedTurnStream:
 
     Opening waits for the first event (or the end of an eventless stream), so that an upstream
     that accepts the call and then produces nothing can still be retried before the client has
-    seen a byte.
+    seen a byte. The worker's slot is held from opening until `aclose()`.
     """
 
     def __init__(self, routed: RoutedAdapter, request: dict[str, Any], client_key: str | None) -> None:
@@ -199,6 +232,7 @@ class RoutedTurnStream:
         self.worker: Worker | None = None
         self._events: AsyncIterator[dict[str, Any]] | None = None
         self._first: dict[str, Any] | None = None
+        self._held = AsyncExitStack()
 
     @property
     def result(self) -> TurnResult | None:
@@ -221,7 +255,10 @@ class RoutedTurnStream:
                 raise EmptyAnswer(worker.name)
             return stream, events, first
 
-        self.worker, (self.inner, self._events, self._first) = await self.routed.attempt(call)
+        answer = await self._held.enter_async_context(self.routed.call(call))
+        self.worker = answer.worker
+        self.inner, self._events, self._first = answer.value
+        self._held.push_async_callback(self.inner.aclose)
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         assert self._events is not None, "open() first"
@@ -236,8 +273,4 @@ class RoutedTurnStream:
             raise
 
     async def aclose(self) -> None:
-        if self.inner is not None:
-            await self.inner.aclose()
-        if self.worker is not None:
-            self.worker.in_flight -= 1
-            self.worker = None
+        await self._held.aclose()

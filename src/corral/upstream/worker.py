@@ -2,6 +2,7 @@
 
 import asyncio
 from dataclasses import dataclass, field
+from types import TracebackType
 
 from corral.config import UpstreamSettings
 from corral.upstream.health import CircuitBreaker
@@ -15,6 +16,10 @@ class Worker:
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     discovered_at: float | None = None  # monotonic time of the last /models attempt
     discovery: "asyncio.Task[None] | None" = field(default=None, repr=False)
+
+    def hold(self) -> "Slot":
+        """Take one of this worker's concurrency slots until the returned slot is released."""
+        return Slot(self)
 
     @property
     def saturated(self) -> bool:
@@ -40,3 +45,28 @@ class Worker:
         if key:
             headers["Authorization"] = f"Bearer {key}"
         return headers
+
+
+class Slot:
+    """One call's share of a worker's `in_flight`: taken once, given back once, however the call ends.
+
+    A context manager, and also released explicitly where the call outlives one block (a stream
+    handed to the client); releasing twice is harmless."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.held = True
+        worker.in_flight += 1
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.worker.in_flight -= 1
+
+    def __enter__(self) -> "Slot":
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.release()
