@@ -3,6 +3,7 @@
 from typing import Any
 
 from corral.protocol.events import Emitter
+from corral.responses.builder import ResponseBuilder
 from corral.tools.base import ToolCall
 from corral.tools.mcp import McpTool, list_tools_item, parse_mcp_tools
 from tests.mcp_servers.fixtures import server_stats
@@ -13,7 +14,7 @@ class Recorder:
     def __init__(self) -> None:
         self.response: dict[str, Any] = {"id": "resp_test", "status": "in_progress", "output": []}
         self.events: list[dict[str, Any]] = []
-        self.emitter = Emitter(self.response, None, recorder=self.record)
+        self.emitter = ResponseBuilder(self.response, Emitter(recorder=self.record))
 
     async def record(self, event: dict[str, Any]) -> None:
         self.events.append(event)

@@ -1,7 +1,5 @@
 """/v1/responses routes."""
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,19 +12,16 @@ from corral.api.compaction import compact_response
 from corral.api.errors import stream_failure
 from corral.api.http import IdRoute, JSONResponse, client_key, page, query_int, query_order, read_json
 from corral.api.input_tokens import count_input_tokens
-from corral.api.streaming import SSE_HEADERS, stream_events
+from corral.api.streaming import SSE_HEADERS, sse_frame, stream_events
 from corral.api.tenancy import tenant_of
 from corral.protocol.errors import bad_request, not_found
-from corral.protocol.events import Emitter, error_event, sse_frame
-from corral.responses.background import TERMINAL, BackgroundRunner
+from corral.protocol.events import error_event
+from corral.responses.background import BackgroundRunner
 from corral.responses.context import RequestContext
 from corral.responses.present import present_item, present_response
 from corral.responses.service import ResponsesService
 from corral.storage import NotFound, Store
 
-TERMINAL_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
-REPLAY_POLL_S = 0.1
-REPLAY_IDLE_LIMIT_S = 600.0
 MAX_SEQUENCE = 2**31 - 1
 """The largest sequence number the event table's integer column holds."""
 
@@ -37,6 +32,10 @@ def _service(request: Request) -> ResponsesService:
 
 def _store(request: Request) -> Store:
     return request.app.state.store
+
+
+def _background(request: Request) -> BackgroundRunner:
+    return request.app.state.background
 
 
 def _missing(response_id: str) -> Exception:
@@ -51,23 +50,18 @@ async def create_response(request: Request) -> Response:
     if ctx.body.background:
         return await start_background(request, ctx)
     if ctx.body.stream:
-        return await stream_events(
-            Emitter(ctx.response, None),
-            lambda emitter: service.execute(ctx, emitter),
-            keep_running_on_disconnect=ctx.store,
-        )
-    response = await service.execute(ctx, Emitter(ctx.response, None))
+        return await stream_events(ctx.response, lambda: service.execute(ctx), keep_running_on_disconnect=ctx.store)
+    response = await service.execute(ctx)
     return JSONResponse(present_response(response, include))
 
 
 async def start_background(request: Request, ctx: RequestContext) -> Response:
-    runner: BackgroundRunner = request.app.state.background
+    runner = _background(request)
     await runner.enqueue(ctx)
-    emitter = Emitter(ctx.response, None, runner.recorder(ctx))
     if ctx.body.stream:
-        return await stream_events(emitter, lambda e: runner.run(ctx, e), keep_running_on_disconnect=True)
-    snapshot = present_response(dict(ctx.response), ctx.body.include)
-    runner.spawn(ctx, emitter)
+        return await stream_events(ctx.response, lambda: runner.run(ctx), keep_running_on_disconnect=True)
+    snapshot = present_response(dict(ctx.response.object), ctx.body.include)
+    runner.spawn(ctx)
     return JSONResponse(snapshot)
 
 
@@ -82,64 +76,31 @@ async def retrieve_response(request: Request) -> Response:
 
 
 def replay_stream(request: Request, response: dict[str, Any]) -> Response:
-    """Replay a background stream from the database after `starting_after`, then follow it live."""
+    """Replay a background stream after `starting_after`, then follow it live, as SSE."""
     if not response.get("background"):
         raise bad_request("Only responses created with background and stream can be streamed again.", param="stream")
     after = query_int(request, "starting_after", -1, low=-1, high=MAX_SEQUENCE)
-    store = _store(request)
-    tenant = tenant_of(request)
-    response_id = response["id"]
+    events = _background(request).follow(tenant_of(request), response["id"], after)
 
     async def frames() -> AsyncIterator[bytes]:
-        cursor = after
-        idle_since = time.monotonic()
-        while True:
-            events = await store.responses.events_after(response_id, cursor)
-            for event in events:
-                cursor = event["sequence_number"]
-                yield sse_frame(event)
-                if event["type"] in TERMINAL_EVENTS:
-                    return
-            if events:
-                idle_since = time.monotonic()
-                continue
-            current = await store.responses.get(tenant, response_id)
-            # A final status is not the end of the recording: the owner records its last events,
-            # then releases its lease, so only a final status without a lease means nothing more.
-            if current is None or (current["status"] in TERMINAL and not await store.responses.leased(response_id)):
-                if not await store.responses.events_after(response_id, cursor):
-                    return
-                continue
-            if time.monotonic() - idle_since > REPLAY_IDLE_LIMIT_S:
-                return
-            await asyncio.sleep(REPLAY_POLL_S)
-
-    async def guarded() -> AsyncIterator[bytes]:
         """A replay that fails part-way (the database gone) ends with a flat `error` event."""
         last = after
         try:
-            async for frame in frames():
+            async for event in events:
                 last += 1
-                yield frame
+                yield sse_frame(event)
         except Exception as exc:
             code, message = stream_failure(exc)
             yield sse_frame({**error_event(message, code), "sequence_number": last + 1})
 
-    return StreamingResponse(guarded(), media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)
+    return StreamingResponse(frames(), media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)
 
 
 async def cancel_response(request: Request) -> Response:
     response_id = request.path_params["response_id"]
-    store = _store(request)
-    tenant = tenant_of(request)
-    response = await store.responses.get(tenant, response_id)
+    response = await _background(request).cancel_response(tenant_of(request), response_id)
     if response is None:
         raise _missing(response_id)
-    if not response.get("background"):
-        raise bad_request("Only background responses can be cancelled.", param="response_id")
-    if response["status"] not in TERMINAL:
-        await request.app.state.background.cancel(tenant, response_id)
-        response = await store.responses.get(tenant, response_id) or response
     return JSONResponse(present_response(response, None))
 
 

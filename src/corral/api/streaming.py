@@ -1,4 +1,5 @@
-"""Streaming a response: the engine runs in its own task and hands SSE frames to the HTTP response.
+"""Streaming a response as SSE: the engine runs in its own task; its events are framed here and
+handed to the HTTP response.
 
 The first frame (`response.created`, sent once the upstream has accepted the first call, before
 the model's first token) is awaited before any HTTP status is sent, so an upstream that refuses
@@ -12,19 +13,25 @@ and is persisted; an unstored one is cancelled, which cancels the upstream reque
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
+import orjson
 from starlette.responses import Response, StreamingResponse
 
 from corral.api.errors import stream_failure, to_api_error
 from corral.api.http import error_response
 from corral.api.metrics import STREAMS_IN_FLIGHT
 from corral.protocol.errors import APIError
-from corral.protocol.events import Emitter
+from corral.responses.builder import ResponseBuilder
 
 log = logging.getLogger(__name__)
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _detached: set[asyncio.Task[object]] = set()
+
+
+def sse_frame(event: dict[str, Any]) -> bytes:
+    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
 class ReadyFrames:
@@ -67,22 +74,23 @@ class ReadyFrames:
 
 
 async def stream_events(
-    emitter: Emitter, run: Callable[[Emitter], Awaitable[object]], *, keep_running_on_disconnect: bool
+    response: ResponseBuilder, run: Callable[[], Awaitable[object]], *, keep_running_on_disconnect: bool
 ) -> Response:
+    """Run the engine (`run`, which writes `response`) and stream the response's events."""
     ready = ReadyFrames()
 
-    async def sink(frame: bytes) -> None:
-        ready.put(frame)
+    async def sink(event: dict[str, Any]) -> None:
+        ready.put(sse_frame(event))
 
-    emitter.sink = sink
+    response.emitter.attach(sink)
 
     async def guarded() -> object:
         try:
-            return await run(emitter)
+            return await run()
         except Exception as exc:
-            if not emitter.started:
+            if not response.started:
                 raise
-            await emitter.abort(*stream_failure(exc))
+            await response.abort(*stream_failure(exc))
             return None
 
     task = asyncio.create_task(guarded())
@@ -109,7 +117,7 @@ async def stream_events(
             STREAMS_IN_FLIGHT.dec()
             if not finished and not task.done():
                 if keep_running_on_disconnect:
-                    emitter.sink = None
+                    response.emitter.detach()
                     _detached.add(task)
                     task.add_done_callback(_detached.discard)
                 else:

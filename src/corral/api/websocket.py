@@ -22,9 +22,7 @@ Authentication happens at the upgrade (`AuthMiddleware`); quotas are taken per r
 
 import asyncio
 import logging
-import time
 from collections import OrderedDict
-from functools import partial
 from typing import Any
 
 import orjson
@@ -36,24 +34,24 @@ from corral.api.http import client_key
 from corral.api.quotas import QuotaGate
 from corral.api.tenancy import DEFAULT_TENANT
 from corral.protocol.errors import APIError, bad_request
-from corral.protocol.events import Emitter
-from corral.protocol.response import zero_usage
 from corral.protocol.validation import json_type_name
+from corral.protocol.vocabulary import EventType
 from corral.responses.context import RequestContext
-from corral.responses.persist import persist
 from corral.responses.service import ResponsesService
 
 log = logging.getLogger(__name__)
 
 MEMORY_SIZE = 16
 """Unstored responses a connection keeps for `previous_response_id`."""
+CREATE = "response.create"
+"""The one client event: a response to make."""
 _ENVELOPE = ("type", "stream", "stream_id", "generate")
 """Fields of `response.create` that belong to the WebSocket envelope, not to the create body."""
 
 
 def socket_frame(event: dict[str, Any], stream_id: str | None) -> bytes:
     """One event as a WebSocket message."""
-    if event["type"] == "error" and "error" not in event:
+    if event["type"] == EventType.ERROR and "error" not in event:
         nested = {
             "type": "server_error",
             "code": event.get("code"),
@@ -163,7 +161,7 @@ class ResponsesSocket:
                 )
             )
             return
-        if kind != "response.create":
+        if kind != CREATE:
             await self.refuse(
                 bad_request(
                     f"Invalid value: '{kind}'. Supported values are: 'response.create'.",
@@ -217,32 +215,28 @@ class ResponsesSocket:
                 memory=self.memory,
             )
             lane.current = ctx
-            emitter = Emitter(ctx.response, self.send, frame=partial(socket_frame, stream_id=stream_id))
+
+            async def sink(event: dict[str, Any]) -> None:
+                await self.send(socket_frame(event, stream_id))
+
+            ctx.response.emitter.attach(sink)
             if generate:
-                await self.execute(ctx, emitter)
+                await self.execute(ctx)
             else:
-                await self.prepare_only(ctx, emitter)
+                await self.service.prepare_only(ctx)
             self.remember(ctx)
         finally:
             release()
 
-    async def execute(self, ctx: RequestContext, emitter: Emitter) -> None:
+    async def execute(self, ctx: RequestContext) -> None:
         """The engine's run; a failure after the first event ends the response as the SSE stream
         ends it (`error`, `response.failed`), one before it is the caller's to refuse."""
         try:
-            await self.service.execute(ctx, emitter)
+            await self.service.execute(ctx)
         except Exception as exc:
-            if not emitter.started:
+            if not ctx.response.started:
                 raise
-            await emitter.abort(*stream_failure(exc))
-
-    async def prepare_only(self, ctx: RequestContext, emitter: Emitter) -> None:
-        """`generate: false`: the response is made (tools prepared, input stored) without a model
-        call, to be continued by a later `previous_response_id`."""
-        await emitter.start()
-        ctx.response.update(status="completed", completed_at=int(time.time()), usage=zero_usage())
-        await persist(ctx, self.service.store)
-        await emitter.finish()
+            await ctx.response.abort(*stream_failure(exc))
 
     def remember(self, ctx: RequestContext) -> None:
         """Keep a chain the database does not hold in full: an unstored response, or a stored one
@@ -250,7 +244,7 @@ class ResponsesSocket:
         previous = ctx.body.previous_response_id
         if ctx.store and not (previous and previous in self.memory):
             return
-        self.memory[ctx.response_id] = [*ctx.history, *ctx.input_items, *ctx.response["output"]]
+        self.memory[ctx.response_id] = [*ctx.history, *ctx.input_items, *ctx.response.output]
         while len(self.memory) > MEMORY_SIZE:
             self.memory.popitem(last=False)
 

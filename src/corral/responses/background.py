@@ -23,13 +23,15 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from corral.protocol.errors import APIError
-from corral.protocol.events import Emitter, error_event
+from corral.protocol.errors import APIError, bad_request
+from corral.protocol.events import error_event
+from corral.protocol.vocabulary import TERMINAL_STATUSES, EventType, ResponseStatus
 from corral.responses.context import RequestContext
+from corral.responses.follow import follow_events
 from corral.responses.persist import persist
 from corral.responses.service import ResponsesService
 from corral.storage import Store
@@ -40,9 +42,8 @@ log = logging.getLogger(__name__)
 CANCEL_POLL_S = 0.25
 CANCEL_WAIT_S = 30.0
 LEASE_S = 15.0
-TERMINAL = frozenset(("completed", "incomplete", "failed", "cancelled"))
 _FLUSH_ON = frozenset(
-    ("response.output_item.done", "response.completed", "response.incomplete", "response.failed", "error")
+    (EventType.OUTPUT_ITEM_DONE, EventType.COMPLETED, EventType.INCOMPLETE, EventType.FAILED, EventType.ERROR)
 )
 OWNER_LOST = "The gateway process running this background response stopped before it finished."
 SHUT_DOWN = "The gateway shut down during the response."
@@ -119,7 +120,7 @@ def failure_events(message: str) -> Callable[[dict[str, Any], int], list[dict[st
     def make(response: dict[str, Any], sequence: int) -> list[dict[str, Any]]:
         return [
             {**error_event(message, "server_error"), "sequence_number": sequence},
-            {"type": "response.failed", "response": response, "sequence_number": sequence + 1},
+            {"type": EventType.FAILED, "response": response, "sequence_number": sequence + 1},
         ]
 
     return make
@@ -175,51 +176,52 @@ class BackgroundRunner:
         """Renew this process's leases and settle abandoned ones, now and every third of the lease."""
         self._keeper = asyncio.create_task(self._keep())
 
-    def recorder(self, ctx: RequestContext) -> EventRecorder | None:
-        return EventRecorder(self.store, ctx.response_id) if ctx.body.stream else None
-
     async def enqueue(self, ctx: RequestContext) -> None:
         """Take the lease, then store the response as `queued` so that it can be polled from the
         moment create returns. The lease comes first: a crash in between leaves a lease for a
-        response that does not exist, which the next sweep deletes."""
+        response that does not exist, which the next sweep deletes. A streamed response's events
+        are recorded from its first one, for replay from any replica."""
         await self.store.responses.claim(ctx.response_id, str(self.owner), self.clock() + self.lease_s)
         self.held.add(ctx.response_id)
-        ctx.response["status"] = "queued"
+        if ctx.body.stream:
+            ctx.response.emitter.record(EventRecorder(self.store, ctx.response_id))
+        ctx.response.queue()
         try:
             await persist(ctx, self.store)
         except BaseException:
             await asyncio.shield(self._release(ctx.response_id))
             raise
 
-    def spawn(self, ctx: RequestContext, emitter: Emitter) -> None:
-        self.tasks[ctx.response_id] = asyncio.create_task(self.run(ctx, emitter))
+    def spawn(self, ctx: RequestContext) -> None:
+        self.tasks[ctx.response_id] = asyncio.create_task(self.run(ctx))
 
-    async def run(self, ctx: RequestContext, emitter: Emitter) -> None:
+    async def run(self, ctx: RequestContext) -> None:
         """The whole background life of one response; cancellable from this or another replica."""
         task = asyncio.current_task()
         assert task is not None
         self.tasks.setdefault(ctx.response_id, task)
         watcher = asyncio.create_task(self._watch_cancel(ctx.response_id, task))
-        recorder = emitter.recorder if isinstance(emitter.recorder, EventRecorder) else None
+        response = ctx.response
+        recorder = response.emitter.recorder if isinstance(response.emitter.recorder, EventRecorder) else None
         try:
-            await emitter.start()
-            ctx.response["status"] = "in_progress"
+            await response.start()
+            response.begin()
             await persist(ctx, self.store)
-            await self.service.execute(ctx, emitter)
+            await self.service.execute(ctx)
         except asyncio.CancelledError:
             watcher.cancel()
             if ctx.response_id in self.lost:
                 return
-            ctx.response["status"] = "failed" if self.shutting_down else "cancelled"
             if self.shutting_down:
-                ctx.response["error"] = {"code": "server_error", "message": SHUT_DOWN}
+                response.fail("server_error", SHUT_DOWN)
+            else:
+                response.cancel()
             await asyncio.shield(self._finish(ctx, recorder))
         except APIError as exc:
-            ctx.response["status"] = "failed"
-            ctx.response["error"] = {"code": exc.code or "server_error", "message": exc.message}
+            response.fail(exc.code or "server_error", exc.message)
             await persist(ctx, self.store)
-            await emitter.error(exc.message, exc.code)
-            await emitter.finish()
+            await response.error(exc.message, exc.code)
+            await response.finish()
         finally:
             watcher.cancel()
             if self.tasks.get(ctx.response_id) is task:
@@ -297,7 +299,7 @@ class BackgroundRunner:
             self.lost.add(response_id)
             task.cancel()
 
-    async def _settle_abandoned(self, lease: Lease, now: float, status: str) -> bool:
+    async def _settle_abandoned(self, lease: Lease, now: float, status: ResponseStatus) -> bool:
         """Settle the lease if its owner is gone: lapsed, or a process of this machine that is no more."""
         if lease.expires_at < now:
             expired_at: float | None = now
@@ -316,6 +318,24 @@ class BackgroundRunner:
             make_events=failure_events(OWNER_LOST) if status == "failed" else no_events,
             only_if_expired_at=expired_at,
         )
+
+    def follow(self, tenant: str, response_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
+        """A background stream's recorded events after sequence number `after`, then live."""
+        return follow_events(self.store, tenant, response_id, after)
+
+    async def cancel_response(self, tenant: str, response_id: str) -> dict[str, Any] | None:
+        """`POST /v1/responses/{id}/cancel`: the response once cancelled (as it is, if already
+        final), None if the tenant has no such response; APIError(400) if it is not a background
+        response."""
+        response = await self.store.responses.get(tenant, response_id)
+        if response is None:
+            return None
+        if not response.get("background"):
+            raise bad_request("Only background responses can be cancelled.", param="response_id")
+        if response["status"] not in TERMINAL_STATUSES:
+            await self.cancel(tenant, response_id)
+            response = await self.store.responses.get(tenant, response_id) or response
+        return response
 
     async def cancel(self, tenant: str, response_id: str) -> None:
         """Ask for the cancellation, then wait (bounded) until the response has a final status: at

@@ -22,11 +22,11 @@ import orjson
 
 from corral.protocol.compact import validate_compact_body
 from corral.protocol.errors import APIError, bad_request
-from corral.protocol.events import Emitter
 from corral.protocol.ids import new_id
 from corral.protocol.items import normalize_input, output_text
 from corral.protocol.request import CreateResponseBody
 from corral.protocol.response import add_usage, zero_usage
+from corral.protocol.vocabulary import EventType, ItemType
 from corral.responses.context import RequestContext
 from corral.responses.history import check_input_against_history, load_history, replay_window, resolve_references
 from corral.responses.sealed import cipher, seal
@@ -48,6 +48,18 @@ _ITEM_TEXT_LIMIT = 8000
 """Characters of one item kept in the summary's transcript (a tool output can be megabytes)."""
 
 
+_CALL_OUTPUTS = frozenset(
+    (
+        ItemType.FUNCTION_CALL_OUTPUT,
+        ItemType.CUSTOM_TOOL_CALL_OUTPUT,
+        ItemType.SHELL_CALL_OUTPUT,
+        ItemType.LOCAL_SHELL_CALL_OUTPUT,
+    )
+)
+_LEFT_OUT = frozenset((ItemType.REASONING, ItemType.COMPACTION, ItemType.MCP_LIST_TOOLS, ItemType.ITEM_REFERENCE))
+"""Items a transcript leaves out: nothing the summary needs, or nothing readable."""
+
+
 def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -59,22 +71,22 @@ def _text(content: Any) -> str:
 
 
 def _line(item: dict[str, Any]) -> str | None:
-    kind = item.get("type", "message")
-    if kind == "message":
+    kind = item.get("type", ItemType.MESSAGE)
+    if kind == ItemType.MESSAGE:
         return f"{item.get('role', 'user')}: {_text(item.get('content'))}"
-    if kind == "function_call":
+    if kind == ItemType.FUNCTION_CALL:
         return f"assistant called {item.get('name')}({item.get('arguments', '')})"
-    if kind in ("function_call_output", "custom_tool_call_output", "shell_call_output", "local_shell_call_output"):
+    if kind in _CALL_OUTPUTS:
         return f"tool result for {item.get('call_id') or item.get('id')}: {_text(item.get('output'))}"
-    if kind == "mcp_call":
+    if kind == ItemType.MCP_CALL:
         return f"assistant called {item.get('server_label')}.{item.get('name')}({item.get('arguments', '')}): " + (
             _text(item.get("output")) or _text(item.get("error"))
         )
-    if kind == "code_interpreter_call":
+    if kind == ItemType.CODE_INTERPRETER_CALL:
         return f"assistant ran Python:\n{item.get('code') or ''}\nresult: {_text(item.get('outputs'))}"
-    if kind == "shell_call":
+    if kind == ItemType.SHELL_CALL:
         return f"assistant ran shell commands: {_text((item.get('action') or {}).get('commands'))}"
-    if kind in ("reasoning", "compaction", "mcp_list_tools", "item_reference"):
+    if kind in _LEFT_OUT:
         return None
     return f"{kind}: {orjson.dumps(item).decode()}"
 
@@ -128,7 +140,7 @@ async def summarize(
 async def new_compaction_item(store: Store, ctx: RequestContext, summary: str) -> dict[str, Any]:
     payload = {"summary": summary, "model": ctx.body.model, "created_at": int(time.time())}
     return {
-        "type": "compaction",
+        "type": ItemType.COMPACTION,
         "id": new_id("cmp"),
         "encrypted_content": seal(await cipher(store), ctx.tenant, payload),
     }
@@ -207,7 +219,7 @@ def _count(instructions: Any, window: list[dict[str, Any]]) -> int:
     return count_locally(messages, [])
 
 
-async def compact_if_needed(ctx: RequestContext, emitter: Emitter, store: Store) -> None:
+async def compact_if_needed(ctx: RequestContext, store: Store) -> None:
     """`context_management`: compact the window before the first model call when its tokens
     (counted locally, tiktoken's cl100k_base) reach the threshold and it holds anything but user
     messages. The compaction item is the response's first output item."""
@@ -223,7 +235,8 @@ async def compact_if_needed(ctx: RequestContext, emitter: Emitter, store: Store)
     item = await new_compaction_item(store, ctx, summary)
     ctx.summaries[id(item)] = summary
     ctx.compacted = item
-    ctx.response["usage"] = add_usage(ctx.response.get("usage"), usage)
-    index = await emitter.add_item({**item, "encrypted_content": ""})
-    await emitter.item_event("response.compaction.compacting", index)
-    await emitter.done_item(index, item)
+    response = ctx.response
+    response.add_usage(usage)
+    index = await response.add_item({**item, "encrypted_content": ""})
+    await response.item_event(EventType.COMPACTION_COMPACTING, index)
+    await response.done_item(index, item)

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.protocol.request import CreateResponseBody
+from corral.responses.builder import ResponseBuilder
 from corral.sessions.bootstrap import BootstrapResult, StatefulToolDeclaration
 from corral.tools.base import ServerTool
 from corral.upstream.registry import Route
@@ -37,7 +38,8 @@ class RequestContext:
     stateful_tools: tuple[StatefulToolDeclaration, ...] = ()
     server_tools: list[ServerTool] = field(default_factory=list)
     bootstrap: BootstrapState = field(default_factory=BootstrapState)
-    response: dict[str, Any] = field(default_factory=dict)
+    builder: ResponseBuilder | None = None
+    """The response, made once the request is accepted (the end of `ResponsesService.prepare`)."""
     loop_items: list[dict[str, Any]] = field(default_factory=list)
     client_key: str | None = None
     resolved_inputs: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -49,6 +51,11 @@ class RequestContext:
     compacted: dict[str, Any] | None = None
     """The `compaction` item this response made (`context_management`): it ends the window
     replayed to the model, after the caller's input."""
+
+    @property
+    def response(self) -> ResponseBuilder:
+        assert self.builder is not None, "the response is made at the end of `prepare`"
+        return self.builder
 
     @property
     def store(self) -> bool:

@@ -9,8 +9,8 @@ import asyncio
 import logging
 from typing import Any
 
-from corral.protocol.events import Emitter
-from corral.protocol.response import add_usage
+from corral.protocol.vocabulary import EventType, ItemType
+from corral.responses.builder import ResponseBuilder
 from corral.responses.context import RequestContext
 from corral.responses.execution import build_execution_request
 from corral.tools.base import ServerTool, ToolCall, ToolOutcome
@@ -19,7 +19,9 @@ from corral.upstream.turn import TurnResult
 
 log = logging.getLogger(__name__)
 
-_CLIENT_CALLS = frozenset(("function_call", "shell_call", "local_shell_call", "custom_tool_call"))
+_CLIENT_CALLS = frozenset(
+    (ItemType.FUNCTION_CALL, ItemType.SHELL_CALL, ItemType.LOCAL_SHELL_CALL, ItemType.CUSTOM_TOOL_CALL)
+)
 
 
 class LoopLimits:
@@ -29,7 +31,7 @@ class LoopLimits:
 
 
 def _owner(ctx: RequestContext, item: dict[str, Any]) -> ServerTool | None:
-    if item.get("type") != "function_call":
+    if item.get("type") != ItemType.FUNCTION_CALL:
         return None
     name = item.get("name", "")
     for tool in ctx.server_tools:
@@ -53,7 +55,7 @@ class Annotator:
 
     async def annotate_items(self, items: list[dict[str, Any]]) -> None:
         for item in items:
-            if item.get("type") != "message":
+            if item.get("type") != ItemType.MESSAGE:
                 continue
             for part in item.get("content") or []:
                 if part.get("type") == "output_text":
@@ -61,17 +63,17 @@ class Annotator:
                     found = await self.find(part.get("text", ""))
                     part["annotations"] = [*existing, *(a for a in found if a not in existing)]
 
-    async def relay(self, event: dict[str, Any], emitter: Emitter) -> None:
+    async def relay(self, event: dict[str, Any], response: ResponseBuilder) -> None:
         """Announce annotations before `output_text.done`, and carry them in the done events."""
         kind = event["type"]
-        if kind == "response.output_text.done":
+        if kind == EventType.OUTPUT_TEXT_DONE:
             key = (event["output_index"], event["content_index"])
             found = await self.find(event.get("text", ""))
             self.pending[key] = found
             for number, annotation in enumerate(found):
-                await emitter.emit(
+                await response.emit(
                     {
-                        "type": "response.output_text.annotation.added",
+                        "type": EventType.OUTPUT_TEXT_ANNOTATION_ADDED,
                         "item_id": event.get("item_id"),
                         "output_index": key[0],
                         "content_index": key[1],
@@ -79,41 +81,40 @@ class Annotator:
                         "annotation": annotation,
                     }
                 )
-        elif kind == "response.content_part.done":
+        elif kind == EventType.CONTENT_PART_DONE:
             found = self.pending.get((event["output_index"], event["content_index"]))
             if found:
                 event["part"]["annotations"] = [*event["part"].get("annotations", []), *found]
-        elif kind == "response.output_item.done" and event["item"].get("type") == "message":
+        elif kind == EventType.OUTPUT_ITEM_DONE and event["item"].get("type") == ItemType.MESSAGE:
             for number, part in enumerate(event["item"].get("content") or []):
                 found = self.pending.get((event["output_index"], number))
                 if found:
                     part["annotations"] = [*part.get("annotations", []), *found]
 
 
-async def model_turn(
-    ctx: RequestContext, request: dict[str, Any], emitter: Emitter, annotator: Annotator | None
-) -> TurnResult:
+async def model_turn(ctx: RequestContext, request: dict[str, Any], annotator: Annotator | None) -> TurnResult:
     assert ctx.route is not None
     adapter = ctx.route.adapter
-    if not emitter.streaming:
+    response = ctx.response
+    if not response.streaming:
         result = await adapter.create(request, ctx.client_key)
         if annotator:
             await annotator.annotate_items(result.output)
         return result
     stream = adapter.stream(request, ctx.client_key)
-    accepted = on_accepted.set(emitter.start)
+    accepted = on_accepted.set(response.start)
     try:
         await stream.open()
     finally:
         on_accepted.reset(accepted)
-    base = len(ctx.response["output"])
+    base = len(response.output)
     held: list[int] = []
     try:
         async for event in stream.events():
             index = event.get("output_index")
             if index is not None:
                 if held or ctx.server_tools:
-                    if event["type"] == "response.output_item.added" and _owner(ctx, event["item"]):
+                    if event["type"] == EventType.OUTPUT_ITEM_ADDED and _owner(ctx, event["item"]):
                         held.append(index)
                         continue
                     if index in held:
@@ -121,8 +122,8 @@ async def model_turn(
                     index -= sum(1 for position in held if position < index)
                 event["output_index"] = base + index
                 if annotator:
-                    await annotator.relay(event, emitter)
-            await emitter.emit(event)
+                    await annotator.relay(event, response)
+            await response.emit(event)
     finally:
         await stream.aclose()
     assert stream.result is not None
@@ -131,28 +132,28 @@ async def model_turn(
     return stream.result
 
 
-async def _execute(tool: ServerTool, call: ToolCall, emitter: Emitter) -> ToolOutcome:
+async def _execute(tool: ServerTool, call: ToolCall, response: ResponseBuilder) -> ToolOutcome:
     try:
-        return await tool.execute(call, emitter)
+        return await tool.execute(call, response)
     except Exception as exc:
         log.exception("tool execution failed: %s", call.name)
         return ToolOutcome(model_output=f"Error: the tool failed: {exc}")
 
 
-async def run_tool_loop(ctx: RequestContext, emitter: Emitter, *, gateway_cap: int) -> TurnResult | None:
+async def run_tool_loop(ctx: RequestContext, *, gateway_cap: int) -> TurnResult | None:
     """Run model turns until a final answer; returns the last turn (None if none ran)."""
     response = ctx.response
     for tool in ctx.server_tools:
-        ctx.loop_items.extend(await tool.prepare(emitter))
+        ctx.loop_items.extend(await tool.prepare(response))
     limits = LoopLimits(ctx.body.max_tool_calls, gateway_cap)
     annotator = Annotator(ctx.server_tools)
     last: TurnResult | None = None
     while True:
-        last = await model_turn(ctx, build_execution_request(ctx), emitter, annotator if annotator.hooks else None)
-        response["usage"] = add_usage(response.get("usage"), last.usage)
+        last = await model_turn(ctx, build_execution_request(ctx), annotator if annotator.hooks else None)
+        response.add_usage(last.usage)
         owners = [(item, _owner(ctx, item)) for item in last.output]
         owned = [(item, tool) for item, tool in owners if tool is not None]
-        response["output"].extend(item for item, tool in owners if tool is None)
+        response.extend_output([item for item, tool in owners if tool is None])
         ctx.loop_items.extend(last.output)
         if last.status != "completed" or not owned:
             return last
@@ -160,17 +161,16 @@ async def run_tool_loop(ctx: RequestContext, emitter: Emitter, *, gateway_cap: i
         limits.used += len(runnable)
         outcomes = await asyncio.gather(
             *(
-                _execute(tool, ToolCall(item["call_id"], item["name"], item.get("arguments") or "", item), emitter)
+                _execute(tool, ToolCall(item["call_id"], item["name"], item.get("arguments") or "", item), response)
                 for item, tool in runnable
             )
         )
         for (item, _tool), outcome in zip(runnable, outcomes, strict=True):
             ctx.loop_items.append(
-                {"type": "function_call_output", "call_id": item["call_id"], "output": outcome.model_output}
+                {"type": ItemType.FUNCTION_CALL_OUTPUT, "call_id": item["call_id"], "output": outcome.model_output}
             )
         if len(runnable) < len(owned):
-            response["status"] = "incomplete"
-            response["incomplete_details"] = {"reason": "max_tool_calls"}
+            response.stop_incomplete({"reason": "max_tool_calls"})
             return last
         client_calls = any(item.get("type") in _CLIENT_CALLS and tool is None for item, tool in owners)
         if client_calls or any(outcome.stop for outcome in outcomes):

@@ -8,17 +8,20 @@ from corral.storage import Store
 log = logging.getLogger(__name__)
 
 
+_JOINS_CONVERSATION = frozenset(("completed", "incomplete"))
+"""Final statuses whose input and output become conversation items."""
+
+
 async def persist(ctx: RequestContext, store: Store) -> None:
     if not ctx.store:
         return
+    response = ctx.response
     await store.responses.save(
         ctx.tenant,
-        ctx.response,
+        response.object,
         ctx.input_items,
         previous_response_id=ctx.body.previous_response_id,
         conversation_id=ctx.conversation_id,
     )
-    if ctx.conversation_id and ctx.response["status"] in ("completed", "incomplete"):
-        await store.conversations.add_items(
-            ctx.tenant, ctx.conversation_id, [*ctx.input_items, *ctx.response["output"]]
-        )
+    if ctx.conversation_id and response.status in _JOINS_CONVERSATION:
+        await store.conversations.add_items(ctx.tenant, ctx.conversation_id, [*ctx.input_items, *response.output])

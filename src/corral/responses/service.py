@@ -6,17 +6,16 @@ tool loop, emits, and persists (stages 6-8).
 """
 
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from corral.protocol.errors import APIError, public_error, public_message
-from corral.protocol.events import Emitter
 from corral.protocol.ids import new_id
 from corral.protocol.items import normalize_input
 from corral.protocol.request import validate_create_body
 from corral.protocol.response import new_response
 from corral.responses.bootstrap import bootstrap_stateful_tools
+from corral.responses.builder import ResponseBuilder
 from corral.responses.compaction import compact_if_needed
 from corral.responses.context import RequestContext
 from corral.responses.execution import build_execution_request
@@ -99,7 +98,7 @@ class ResponsesService:
         )
         await load_history(ctx, self.store, memory)
         check_input_against_history(ctx)
-        ctx.route = await self.registry.route(body.model, key=affinity_key(ctx), caller=ctx.tenant)
+        ctx.route = await self.registry.route(body.model, key=affinity_key(ctx))
         await resolve_file_inputs(ctx, self.files)
         if not ctx.passthrough:
             ctx.stateful_tools = declared_stateful_tools(body.tools)
@@ -107,11 +106,12 @@ class ResponsesService:
         ctx.route.adapter.preflight(build_execution_request(ctx))
         await bootstrap_stateful_tools(ctx, self.bootstrapper, self.store)
         self.tools.bind(ctx)
-        ctx.response = new_response(ctx.response_id, body, conversation_id=conversation_id)
+        ctx.builder = ResponseBuilder(new_response(ctx.response_id, body, conversation_id=conversation_id))
         return ctx
 
-    async def execute(self, ctx: RequestContext, emitter: Emitter) -> dict[str, Any]:
-        """Run the loop to a final status, persist, then emit the terminal events.
+    async def execute(self, ctx: RequestContext) -> dict[str, Any]:
+        """Run the loop to a final status, persist, then emit the terminal events; returns the
+        Response object.
 
         Persisting comes first so that a client that sees the end of the stream can already
         retrieve the stored response.
@@ -119,11 +119,11 @@ class ResponsesService:
         response = ctx.response
         failure: tuple[str, str] | None = None
         try:
-            await compact_if_needed(ctx, emitter, self.store)
-            last = await run_tool_loop(ctx, emitter, gateway_cap=self.max_tool_calls)
+            await compact_if_needed(ctx, self.store)
+            last = await run_tool_loop(ctx, gateway_cap=self.max_tool_calls)
         except UpstreamError as exc:
             self._count_error(ctx, "http")
-            if not emitter.started and not response["output"]:
+            if not response.started and not response.output:
                 raise
             failure = (exc.code or "server_error", public_error(exc).message)
         except UpstreamStreamError as exc:
@@ -135,27 +135,24 @@ class ResponsesService:
             log.exception("response %s failed", ctx.response_id)
             failure = ("server_error", public_message("server_error", str(exc)))
         else:
-            if response["status"] == "in_progress":
-                if last is not None and last.status == "failed":
-                    response["status"] = "failed"
-                    response["error"] = last.error or {
-                        "code": "server_error",
-                        "message": "The model call failed.",
-                    }
-                elif last is not None and last.status == "incomplete":
-                    response["status"] = "incomplete"
-                    response["incomplete_details"] = last.incomplete_details
-                else:
-                    response["status"] = "completed"
-                    response["completed_at"] = int(time.time())
+            response.settle(last)
         if failure is not None:
-            response["status"] = "failed"
-            response["error"] = {"code": failure[0], "message": failure[1]}
+            response.fail(*failure)
         await persist(ctx, self.store)
         if failure is not None:
-            await emitter.error(failure[1], failure[0])
-        await emitter.finish()
-        return response
+            await response.error(failure[1], failure[0])
+        await response.finish()
+        return response.object
+
+    async def prepare_only(self, ctx: RequestContext) -> dict[str, Any]:
+        """A response made without a model call (WebSocket `generate: false`): tools prepared and
+        input stored, to be continued by a later `previous_response_id`."""
+        response = ctx.response
+        await response.start()
+        response.complete_without_generation()
+        await persist(ctx, self.store)
+        await response.finish()
+        return response.object
 
     def _count_error(self, ctx: RequestContext, kind: str) -> None:
         upstream = ctx.route.worker.name if ctx.route else "unknown"

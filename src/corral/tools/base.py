@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from corral.protocol.events import Emitter
+from corral.protocol.events import OutputWriter
 
 
 @dataclass
@@ -39,9 +39,9 @@ class ServerTool(Protocol):
 
     def owns(self, name: str) -> bool: ...
 
-    async def prepare(self, emitter: Emitter) -> list[dict[str, Any]]:
+    async def prepare(self, emitter: OutputWriter) -> list[dict[str, Any]]:
         """Work before the first model call: may emit output items (e.g. MCP tool listings) and
         returns items the model should see ahead of its first turn (e.g. resumed approvals)."""
         ...
 
-    async def execute(self, call: ToolCall, emitter: Emitter) -> ToolOutcome: ...
+    async def execute(self, call: ToolCall, emitter: OutputWriter) -> ToolOutcome: ...

@@ -2,9 +2,10 @@
 
 from typing import Any
 
-from corral.protocol.events import Emitter
+from corral.protocol.events import OutputWriter
 from corral.protocol.hosted_tools import PYTHON_TOOL
 from corral.protocol.ids import new_item_id
+from corral.protocol.vocabulary import EventType
 from corral.tools.base import ToolCall, ToolOutcome
 from corral.tools.sandbox_calls import ContainerBinding, files_note, parse_arguments
 
@@ -43,13 +44,13 @@ class CodeInterpreterTool:
     def owns(self, name: str) -> bool:
         return name == PYTHON_TOOL
 
-    async def prepare(self, emitter: Emitter) -> list[dict[str, Any]]:
+    async def prepare(self, emitter: OutputWriter) -> list[dict[str, Any]]:
         return []
 
     async def annotations(self, text: str) -> list[dict[str, Any]]:
         return await self.binding.annotations(text)
 
-    async def execute(self, call: ToolCall, emitter: Emitter) -> ToolOutcome:
+    async def execute(self, call: ToolCall, emitter: OutputWriter) -> ToolOutcome:
         code = str(parse_arguments(call.arguments, "code").get("code", ""))
         container_id = self.binding.container_id
         item: dict[str, Any] = {
@@ -61,10 +62,10 @@ class CodeInterpreterTool:
             "outputs": [],
         }
         index = await emitter.add_item(dict(item))
-        await emitter.item_event("response.code_interpreter_call.in_progress", index)
-        await emitter.item_event("response.code_interpreter_call_code.delta", index, delta=code)
-        await emitter.item_event("response.code_interpreter_call_code.done", index, code=code)
-        await emitter.item_event("response.code_interpreter_call.interpreting", index)
+        await emitter.item_event(EventType.CODE_INTERPRETER_CALL_IN_PROGRESS, index)
+        await emitter.item_event(EventType.CODE_INTERPRETER_CALL_CODE_DELTA, index, delta=code)
+        await emitter.item_event(EventType.CODE_INTERPRETER_CALL_CODE_DONE, index, code=code)
+        await emitter.item_event(EventType.CODE_INTERPRETER_CALL_INTERPRETING, index)
         result, files = await self.binding.containers.run_python(self.binding.tenant, container_id, code)
         logs = result.stdout + result.stderr + "".join(line + "\n" for line in result.display)
         if result.error:
@@ -81,7 +82,7 @@ class CodeInterpreterTool:
                     }
                 )
         item.update(code=code, outputs=outputs, status="failed" if result.error and result.timed_out else "completed")
-        await emitter.item_event("response.code_interpreter_call.completed", index)
+        await emitter.item_event(EventType.CODE_INTERPRETER_CALL_COMPLETED, index)
         await emitter.done_item(index, item)
         model_output = logs[:MAX_MODEL_OUTPUT] or "(no output)"
         if result.timed_out:

@@ -22,9 +22,10 @@ from typing import Any
 import orjson
 
 from corral.protocol.errors import bad_request
-from corral.protocol.events import Emitter
+from corral.protocol.events import OutputWriter
 from corral.protocol.hosted_tools import mcp_error_text
 from corral.protocol.ids import new_item_id
+from corral.protocol.vocabulary import EventType
 from corral.tools.base import ToolCall, ToolOutcome
 from corral.tools.mcp_client import (
     McpCallOutcome,
@@ -396,7 +397,7 @@ class McpTool:
         self.names: dict[str, tuple[str, str]] = {}
         self.approvals = approval_responses(history, caller_input)
 
-    async def prepare(self, emitter: Emitter) -> list[dict[str, Any]]:
+    async def prepare(self, emitter: OutputWriter) -> list[dict[str, Any]]:
         listings: dict[str, list[dict[str, Any]]] = {}
         to_list: list[McpToolDecl] = []
         for label, decl in self.declarations.items():
@@ -410,7 +411,7 @@ class McpTool:
             for decl in to_list:
                 skeleton = list_tools_item(decl.label, [])
                 index = await emitter.add_item(dict(skeleton))
-                await emitter.item_event("response.mcp_list_tools.in_progress", index)
+                await emitter.item_event(EventType.MCP_LIST_TOOLS_IN_PROGRESS, index)
                 indexes.append((index, skeleton["id"]))
             results = await asyncio.gather(*(list_tools(decl.spec) for decl in to_list), return_exceptions=True)
             for decl, (index, item_id), result in zip(to_list, indexes, results, strict=True):
@@ -420,11 +421,11 @@ class McpTool:
                     error = result.message if isinstance(result, McpUnavailable) else "the listing failed"
                     if not isinstance(result, McpUnavailable):
                         log.error("listing MCP server '%s' failed", decl.label, exc_info=result)
-                    await emitter.item_event("response.mcp_list_tools.failed", index)
+                    await emitter.item_event(EventType.MCP_LIST_TOOLS_FAILED, index)
                     await emitter.done_item(index, list_tools_item(decl.label, [], error, item_id=item_id))
                     listings[decl.label] = []
                 else:
-                    await emitter.item_event("response.mcp_list_tools.completed", index)
+                    await emitter.item_event(EventType.MCP_LIST_TOOLS_COMPLETED, index)
                     await emitter.done_item(index, list_tools_item(decl.label, result, item_id=item_id))
                     listings[decl.label] = [_listed_tool(tool) for tool in result]
         servers = [(self.declarations[label], listings.get(label, [])) for label in self.declarations]
@@ -441,7 +442,7 @@ class McpTool:
     def owns(self, name: str) -> bool:
         return name in self.names
 
-    async def execute(self, call: ToolCall, emitter: Emitter) -> ToolOutcome:
+    async def execute(self, call: ToolCall, emitter: OutputWriter) -> ToolOutcome:
         label, tool_name = self.names[call.name]
         decl = self.declarations[label]
         if needs_approval(decl, self.tools[label][tool_name]):
@@ -457,25 +458,25 @@ class McpTool:
         decl: McpToolDecl,
         name: str,
         arguments: str,
-        emitter: Emitter,
+        emitter: OutputWriter,
         *,
         approval_request_id: str | None,
     ) -> dict[str, Any]:
         skeleton = call_item_in_progress(decl.label, name, approval_request_id=approval_request_id)
         index = await emitter.add_item(dict(skeleton))
-        await emitter.item_event("response.mcp_call.in_progress", index)
-        await emitter.item_event("response.mcp_call_arguments.delta", index, delta=arguments)
-        await emitter.item_event("response.mcp_call_arguments.done", index, arguments=arguments)
+        await emitter.item_event(EventType.MCP_CALL_IN_PROGRESS, index)
+        await emitter.item_event(EventType.MCP_CALL_ARGUMENTS_DELTA, index, delta=arguments)
+        await emitter.item_event(EventType.MCP_CALL_ARGUMENTS_DONE, index, arguments=arguments)
         (outcome,) = await execute_calls([PlannedCall(decl.spec, name, arguments, decl.timeout_s)])
         item = call_item(decl.label, name, arguments, outcome, approval_request_id, item_id=skeleton["id"])
         await emitter.item_event(
-            "response.mcp_call.completed" if outcome.error is None else "response.mcp_call.failed", index
+            EventType.MCP_CALL_COMPLETED if outcome.error is None else EventType.MCP_CALL_FAILED, index
         )
         await emitter.done_item(index, item)
         return item
 
     async def _resume(
-        self, request: dict[str, Any], response: dict[str, Any], emitter: Emitter
+        self, request: dict[str, Any], response: dict[str, Any], emitter: OutputWriter
     ) -> list[dict[str, Any]]:
         """An answered approval: run the call (or not), and show the model the call and its result."""
         label = str(request.get("server_label", ""))

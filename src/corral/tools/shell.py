@@ -2,9 +2,10 @@
 
 from typing import Any
 
-from corral.protocol.events import Emitter
+from corral.protocol.events import OutputWriter
 from corral.protocol.hosted_tools import LOCAL_SHELL_TOOL, SHELL_TOOL, format_shell_output
 from corral.protocol.ids import new_item_id
+from corral.protocol.vocabulary import EventType
 from corral.tools.base import ToolCall, ToolOutcome
 from corral.tools.sandbox_calls import ContainerBinding, files_note, parse_arguments
 
@@ -52,7 +53,7 @@ def parse_shell_arguments(arguments: str) -> tuple[list[str], int | None, int]:
 
 
 async def announce_shell_call(
-    emitter: Emitter, call: ToolCall, environment: dict[str, Any] | None
+    emitter: OutputWriter, call: ToolCall, environment: dict[str, Any] | None
 ) -> tuple[dict[str, Any], list[str], int | None, int]:
     """Emit a `shell_call` item with its command events; returns it completed."""
     commands, timeout_ms, max_output = parse_shell_arguments(call.arguments)
@@ -68,9 +69,9 @@ async def announce_shell_call(
     index = await emitter.add_item({**shell_call, "action": dict(action)})
     for number, command in enumerate(commands):
         common = {"output_index": index, "command_index": number}
-        await emitter.emit({"type": "response.shell_call_command.added", **common, "command": ""})
-        await emitter.emit({"type": "response.shell_call_command.delta", **common, "delta": command})
-        await emitter.emit({"type": "response.shell_call_command.done", **common, "command": command})
+        await emitter.emit({"type": EventType.SHELL_CALL_COMMAND_ADDED, **common, "command": ""})
+        await emitter.emit({"type": EventType.SHELL_CALL_COMMAND_DELTA, **common, "delta": command})
+        await emitter.emit({"type": EventType.SHELL_CALL_COMMAND_DONE, **common, "command": command})
     shell_call.update(action={**action, "commands": commands}, status="completed")
     await emitter.done_item(index, shell_call)
     return shell_call, commands, timeout_ms, max_output
@@ -85,7 +86,7 @@ class _ShellFunction:
     def owns(self, name: str) -> bool:
         return name == SHELL_TOOL
 
-    async def prepare(self, emitter: Emitter) -> list[dict[str, Any]]:
+    async def prepare(self, emitter: OutputWriter) -> list[dict[str, Any]]:
         return []
 
 
@@ -95,7 +96,7 @@ class ClientShellTool(_ShellFunction):
     def function_tools(self) -> list[dict[str, Any]]:
         return [shell_function(LOCAL_DESCRIPTION)]
 
-    async def execute(self, call: ToolCall, emitter: Emitter) -> ToolOutcome:
+    async def execute(self, call: ToolCall, emitter: OutputWriter) -> ToolOutcome:
         shell_call, *_ = await announce_shell_call(emitter, call, {"type": "local"})
         return ToolOutcome(items=[shell_call], stop=True)
 
@@ -111,7 +112,7 @@ class ShellTool(_ShellFunction):
     async def annotations(self, text: str) -> list[dict[str, Any]]:
         return await self.binding.annotations(text)
 
-    async def execute(self, call: ToolCall, emitter: Emitter) -> ToolOutcome:
+    async def execute(self, call: ToolCall, emitter: OutputWriter) -> ToolOutcome:
         container_id = self.binding.container_id
         environment = {"type": "container_reference", "container_id": container_id}
         shell_call, commands, timeout_ms, max_output = await announce_shell_call(emitter, call, environment)
@@ -140,13 +141,13 @@ class ShellTool(_ShellFunction):
             entry = {"stdout": result.stdout, "stderr": result.stderr, "outcome": outcome}
             entries.append(entry)
             await emitter.item_event(
-                "response.shell_call_output_content.delta",
+                EventType.SHELL_CALL_OUTPUT_CONTENT_DELTA,
                 out_index,
                 command_index=number,
                 delta={"stdout": result.stdout, "stderr": result.stderr},
             )
             await emitter.item_event(
-                "response.shell_call_output_content.done", out_index, command_index=number, output=[entry]
+                EventType.SHELL_CALL_OUTPUT_CONTENT_DONE, out_index, command_index=number, output=[entry]
             )
         output_item.update(output=entries, status="completed")
         await emitter.done_item(out_index, output_item)
@@ -181,10 +182,10 @@ class LegacyLocalShellTool:
     def owns(self, name: str) -> bool:
         return name == LOCAL_SHELL_TOOL
 
-    async def prepare(self, emitter: Emitter) -> list[dict[str, Any]]:
+    async def prepare(self, emitter: OutputWriter) -> list[dict[str, Any]]:
         return []
 
-    async def execute(self, call: ToolCall, emitter: Emitter) -> ToolOutcome:
+    async def execute(self, call: ToolCall, emitter: OutputWriter) -> ToolOutcome:
         arguments = parse_arguments(call.arguments, "command")
         command = arguments.get("command") or []
         if isinstance(command, str):
