@@ -82,14 +82,14 @@ class Annotator:
                     }
                 )
         elif kind == EventType.CONTENT_PART_DONE:
-            found = self.pending.get((event["output_index"], event["content_index"]))
-            if found:
-                event["part"]["annotations"] = [*event["part"].get("annotations", []), *found]
+            pending = self.pending.get((event["output_index"], event["content_index"]))
+            if pending:
+                event["part"]["annotations"] = [*event["part"].get("annotations", []), *pending]
         elif kind == EventType.OUTPUT_ITEM_DONE and event["item"].get("type") == ItemType.MESSAGE:
             for number, part in enumerate(event["item"].get("content") or []):
-                found = self.pending.get((event["output_index"], number))
-                if found:
-                    part["annotations"] = [*part.get("annotations", []), *found]
+                pending = self.pending.get((event["output_index"], number))
+                if pending:
+                    part["annotations"] = [*part.get("annotations", []), *pending]
 
 
 async def model_turn(ctx: RequestContext, request: dict[str, Any], annotator: Annotator | None) -> TurnResult:
