@@ -253,16 +253,30 @@ def test_bare_done_stream_is_retried_before_the_first_byte(client: openai.OpenAI
     assert client.responses.retrieve(final.id).status == "completed"
 
 
-@pytest.mark.parametrize("stream", [False, True])
 def test_an_upstream_that_never_answers_is_a_failure_not_an_empty_completion(
-    client: openai.OpenAI, server: StrictChatServer, stream: bool
+    client: openai.OpenAI, server: StrictChatServer
 ) -> None:
     server.reset(*[("empty",)] * 3)
     with pytest.raises(openai.InternalServerError) as caught:
-        create(client, stream, input="hello")
+        create(client, False, input="hello")
     assert caught.value.status_code == 502
     assert caught.value.code == "upstream_empty_response"
     assert len(server.chat_bodies) == 3  # the first try and RoutingSettings.retries more
+
+
+def test_a_streamed_call_that_never_gets_an_answer_ends_failed_after_the_retries(
+    client: openai.OpenAI, server: StrictChatServer
+) -> None:
+    """`response.created` goes out once the upstream accepts the call; the empty answers that follow
+    are still retried (nothing but the opening events has reached the client), and when no try
+    answers the stream ends with `response.failed`, never an empty `completed`."""
+    server.reset(*[("empty",)] * 3)
+    events = read_all(client.responses.stream(model=MODEL, input="hello"))
+    types = [event.type for event in events]
+    assert types[:2] == ["response.created", "response.in_progress"]
+    assert types[-1] == "response.failed" and "response.completed" not in types
+    assert events[-1].response.error.code == "upstream_empty_response"
+    assert len(server.chat_bodies) == 3
 
 
 def test_empty_turn_after_a_tool_call_fails_the_stored_response(
