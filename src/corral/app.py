@@ -24,17 +24,17 @@ from corral.api.request_ids import AccessLogMiddleware, configure_logging
 from corral.api.streaming import drain_detached
 from corral.config import Settings
 from corral.operator.banner import startup_banner
-from corral.protocol.errors import APIError
+from corral.protocol.errors import CorralError
 from corral.responses.background import BackgroundRunner
 from corral.responses.input_tokens import warm_local_tokenizer
 from corral.responses.service import ResponsesService
 from corral.responses.toolset import ToolRegistry
 from corral.sandbox_app import hosted, start_hosts, start_local_backend
-from corral.sessions.bootstrap import NoopBootstrapper, load_bootstrapper
 from corral.sessions.container_bootstrapper import ContainerBootstrapper
 from corral.sessions.containers import ContainerService
 from corral.sessions.files import FileService
 from corral.sessions.hosts import SandboxHosts
+from corral.sessions.stateful_tools import NoopBootstrapper, load_bootstrapper
 from corral.storage import Store
 from corral.storage.blobs import BlobStore, LocalBlobs
 from corral.upstream.client import new_http_session
@@ -134,7 +134,7 @@ def build_app(settings: Settings) -> Starlette:
             Middleware(BodyLimitMiddleware),
             Middleware(AuthMiddleware),
         ],
-        exception_handlers={APIError: handle_error, HTTPException: handle_error},
+        exception_handlers={CorralError: handle_error, HTTPException: handle_error},
         lifespan=lifespan,
     )
 

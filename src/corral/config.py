@@ -1,8 +1,11 @@
-"""One settings object, layered from defaults, a YAML file, `CORRAL_…` environment variables and flags.
+"""One settings object, layered from defaults, a YAML file and the command line.
 
-Precedence, lowest first: built-in defaults, the YAML file (`--config`), environment variables,
-command-line flags. The YAML file holds everything the flags do and more (several upstreams with
-their own API kind, key and model aliases; MCP servers; sandbox settings).
+Precedence, lowest first: built-in defaults, the YAML file (`--config`), then the values `corral.cli`
+passes as overrides: a flag, or when the flag is absent its `CORRAL_<FLAG>` environment variable.
+Only settings that have a flag have a variable; the YAML file holds everything the flags do and more
+(several upstreams with their own API kind, key and model aliases; MCP servers; sandbox settings).
+The variables are read in `cli.py`, beside the flags they stand for, so that an error names what
+the operator actually typed (`CORRAL_PORT` or `--port`, see `load_settings`'s `sources`).
 """
 
 import difflib

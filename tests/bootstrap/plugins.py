@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from corral.sessions.bootstrap import BootstrapError, BootstrapRequest, BootstrapResult
+from corral.protocol.errors import Unavailable
+from corral.sessions.stateful_tools import BootstrapRequest, BootstrapResult
 
 MARKER = "BOOTSTRAP-CONTEXT-7f3a"
 calls: list[dict[str, Any]] = []
@@ -23,7 +24,7 @@ class RecordingBootstrapper:
         )
         mode = request.headers.get("x-bootstrap")
         if mode == "fail":
-            raise BootstrapError("the sandbox pool is exhausted", status=503)
+            raise Unavailable("the sandbox pool is exhausted")
         if mode == "crash":
             raise RuntimeError("boom")
         item = {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": MARKER}]}

@@ -77,7 +77,7 @@ async def test_every_store_hides_other_tenants(store: Store) -> None:
     }  # fmt: skip
     await store.containers.create("a", record)
     assert await store.containers.get("b", "cntr_1") is None
-    assert (await store.containers.list("b", after=None, limit=10, order="desc"))[0] == []
+    assert (await store.containers.list_page("b", after=None, limit=10, order="desc"))[0] == []
     assert not await store.containers.delete("b", "cntr_1")
 
 

@@ -36,7 +36,7 @@ async def create_key(request: Request) -> Response:
 
 
 async def list_keys(request: Request) -> Response:
-    keys = await request.app.state.store.keys.list()
+    keys = await request.app.state.store.keys.list_all()
     return JSONResponse({"object": "list", "data": [key_object(k) for k in keys]})
 
 

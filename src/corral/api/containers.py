@@ -114,7 +114,7 @@ async def create_container(request: Request) -> Response:
 async def list_containers(request: Request) -> Response:
     service = _service(request)
     await service.expire_due()
-    records, has_more = await service.store.containers.list(
+    records, has_more = await service.store.containers.list_page(
         tenant_of(request),
         after=request.query_params.get("after"),
         limit=query_int(request, "limit", 20, low=1, high=100),

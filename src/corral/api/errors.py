@@ -1,6 +1,7 @@
 """The one place where failures become HTTP answers.
 
-Every exception that reaches the HTTP edge — an `APIError`, Starlette's `HTTPException`, or a
+Every exception that reaches the HTTP edge — a domain `CorralError` (which says what went wrong,
+not which status that is), an `APIError` already phrased as HTTP, Starlette's `HTTPException`, or a
 failure nobody expected (a database that refuses writes, a bug) — is turned into OpenAI's error
 envelope here. Client errors keep their message. Server errors never show their own text, which
 can hold SQL, driver messages, upstream URLs or upstream bodies: that text is logged with the
@@ -16,8 +17,18 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corral.api.http import error_response
-from corral.protocol.errors import APIError, bad_request, public_error, public_message
-from corral.storage import UnstorableText
+from corral.protocol.errors import (
+    APIError,
+    CorralError,
+    InvalidRequest,
+    NotFound,
+    QuotaExceeded,
+    TooLarge,
+    Unavailable,
+    bad_request,
+    public_error,
+    public_message,
+)
 
 log = logging.getLogger("corral.errors")
 
@@ -55,8 +66,33 @@ def _database_error(exc: sa_exc.SQLAlchemyError) -> APIError:
     return APIError(500, public_message("server_error", ""), type="server_error", code="server_error")
 
 
+_STATUSES: tuple[tuple[type[CorralError], int, str], ...] = (
+    (InvalidRequest, 400, "invalid_request_error"),
+    (NotFound, 404, "invalid_request_error"),
+    (TooLarge, 413, "invalid_request_error"),
+    (QuotaExceeded, 429, "rate_limit_error"),
+    (Unavailable, 503, "server_error"),
+)
+"""Each domain error's HTTP status and OpenAI error type, most specific first; any other
+`CorralError` is a 500 `server_error`."""
+
+
+def http_error(exc: CorralError) -> APIError:
+    """The HTTP form of a domain error (an `APIError` is one already)."""
+    if isinstance(exc, APIError):
+        return exc
+    status, kind = next(
+        ((status, kind) for cls, status, kind in _STATUSES if isinstance(exc, cls)), (500, "server_error")
+    )
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return APIError(status, exc.message, type=kind, param=exc.param, code=exc.code, headers=headers)
+
+
 def to_api_error(exc: BaseException) -> APIError:
     """What the client is told about `exc`; logs whatever it is not told."""
+    if isinstance(exc, CorralError):
+        exc = http_error(exc)
     if isinstance(exc, APIError):
         if exc.status >= 500:
             log.error("answering %d (%s): %s", exc.status, exc.code, exc.message)
@@ -64,10 +100,6 @@ def to_api_error(exc: BaseException) -> APIError:
     if isinstance(exc, HTTPException):
         message = "Not found." if exc.status_code == 404 else str(exc.detail)
         return APIError(exc.status_code, message, headers=dict(exc.headers or {}))
-    if isinstance(exc, UnstorableText):
-        return bad_request(
-            "Invalid value: string parameters cannot contain NUL (\\u0000) characters.", code="invalid_value"
-        )
     if isinstance(exc, sa_exc.SQLAlchemyError):
         api_error = _database_error(exc)
         log.error("database error, answering %d", api_error.status, exc_info=exc)
@@ -84,7 +116,7 @@ def stream_failure(exc: BaseException) -> tuple[str, str]:
 
 
 async def handle_error(request: Request, exc: Exception) -> Response:
-    """Starlette exception handler for `APIError` and `HTTPException`."""
+    """Starlette exception handler for `CorralError` and `HTTPException`."""
     return error_response(to_api_error(exc))
 
 

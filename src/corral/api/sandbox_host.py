@@ -20,6 +20,9 @@ from corral.sessions.backends.remote import wire
 
 T = TypeVar("T")
 
+_STATUSES = {"capacity": 429, "unavailable": 503, "file": 400, "not_found": 404, "sandbox": 500}
+"""The HTTP status of each kind of backend error the wire names (the client reads the kind)."""
+
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
@@ -55,8 +58,8 @@ def _endpoint(handler: Any) -> Any:
         try:
             return await handler(request, hosts.local, request.path_params["container_id"])
         except Exception as exc:
-            status, body = wire.error_json(exc)
-            return _json(body, status)
+            body = wire.error_json(exc)
+            return _json(body, _STATUSES[body["error"]["kind"]])
 
     return endpoint
 

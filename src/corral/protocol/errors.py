@@ -2,15 +2,78 @@
 unexpected failure a client may see."""
 
 import contextvars
-from typing import Any
+from typing import Any, Self
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 """The id of the request being served: answered as `x-request-id`, written on every log line and
 quoted in server error messages so that an operator can find the logged details."""
 
 
-class APIError(Exception):
-    """An error that reaches the client as `{"error": {message, type, param, code}}` with `status`."""
+class CorralError(Exception):
+    """The root of every failure the gateway reports on purpose.
+
+    A subclass says what went wrong in the domain's own terms (not found, over quota, a dependency
+    unavailable…) and carries the message, the offending parameter and OpenAI's error `code`. Which
+    HTTP status, error type and headers that becomes is decided once, in `corral.api.errors`; no
+    layer below `api/` needs to know HTTP. A bare `CorralError` is a server-side failure.
+    """
+
+    default_code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+
+    def replace(self, **fields: str | None) -> Self:
+        """The same failure with some of `message`, `param` and `code` changed (e.g. reported as
+        the reason a bootstrap failed)."""
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.__dict__.update(fields)
+        clone.args = (clone.message,)
+        return clone
+
+
+class InvalidRequest(CorralError):
+    """The caller asked for something that cannot be done as asked."""
+
+
+class NotFound(CorralError):
+    """The object does not exist, or belongs to another tenant (the two are never told apart)."""
+
+
+class TooLarge(CorralError):
+    """A body, file or part over its size limit."""
+
+    default_code = "request_too_large"
+
+
+class QuotaExceeded(CorralError):
+    """The caller (or everyone, for shared capacity) is at a limit a later try may be under."""
+
+    default_code = "rate_limit_exceeded"
+
+    def __init__(
+        self, message: str, *, retry_after: int = 60, param: str | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message, param=param, code=code)
+        self.retry_after = retry_after
+
+
+class Unavailable(CorralError):
+    """Something the request needs (a sandbox, a server, the database) cannot serve it now."""
+
+    retry_after: int | None = None
+
+
+class APIError(CorralError):
+    """A failure already phrased as HTTP: `{"error": {message, type, param, code}}` with `status`.
+
+    For the wire edge — request validation, an upstream's answer passed on, authentication — where
+    the status is part of what is being said. Everything else raises a domain `CorralError`.
+    """
 
     def __init__(
         self,
@@ -22,12 +85,9 @@ class APIError(Exception):
         code: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, param=param, code=code)
         self.status = status
-        self.message = message
         self.type = type
-        self.param = param
-        self.code = code
         self.headers = headers or {}
 
     def envelope(self) -> dict[str, Any]:

@@ -3,9 +3,9 @@
 import logging
 from types import MappingProxyType
 
-from corral.protocol.errors import APIError
+from corral.protocol.errors import APIError, CorralError
 from corral.responses.context import RequestContext
-from corral.sessions.bootstrap import BootstrapError, BootstrapRequest, StatefulToolBootstrapper
+from corral.sessions.stateful_tools import BootstrapRequest, StatefulToolBootstrapper
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,8 @@ async def bootstrap_stateful_tools(
     )
     try:
         result = await bootstrapper.bootstrap(request)
-    except BootstrapError as exc:
-        raise APIError(exc.status, exc.message, param=exc.param, code=BOOTSTRAP_FAILED) from exc
-    except APIError as exc:
-        raise APIError(exc.status, exc.message, type=exc.type, param=exc.param, code=BOOTSTRAP_FAILED) from exc
+    except CorralError as exc:
+        raise exc.replace(code=BOOTSTRAP_FAILED) from exc
     except Exception as exc:
         log.exception("stateful tool bootstrap failed")
         raise APIError(

@@ -6,7 +6,7 @@ from typing import Any
 
 from corral.protocol.request import CreateResponseBody
 from corral.responses.builder import ResponseBuilder
-from corral.sessions.bootstrap import BootstrapResult, StatefulToolDeclaration
+from corral.sessions.stateful_tools import BootstrapResult, StatefulToolDeclaration
 from corral.tools.base import ServerTool
 from corral.upstream.registry import Route
 

@@ -23,8 +23,8 @@ from corral.responses.file_inputs import resolve_file_inputs
 from corral.responses.history import check_input_against_history, load_history
 from corral.responses.loop import run_tool_loop
 from corral.responses.persist import persist
-from corral.sessions.bootstrap import StatefulToolBootstrapper, declared_stateful_tools
 from corral.sessions.files import FileService
+from corral.sessions.stateful_tools import StatefulToolBootstrapper, declared_stateful_tools
 from corral.storage import Store
 from corral.tools.base import ServerTool
 from corral.upstream.errors import UpstreamError, UpstreamStreamError

@@ -3,6 +3,7 @@
 from collections.abc import Mapping
 
 from corral.config import McpServerSettings
+from corral.protocol.hosted_tools import is_client_shell
 from corral.responses.context import RequestContext
 from corral.sessions.containers import ContainerService
 from corral.tools.base import ServerTool
@@ -36,11 +37,8 @@ class ToolRegistry:
             if tool.get("type") == "mcp"
         ]
         if declarations:
-            tools.append(McpTool(declarations, ctx.history, ctx.input_items, timeout_s=self.mcp_timeout_s))
-        if not ctx.passthrough and any(
-            tool.get("type") == "shell" and (tool.get("environment") or {}).get("type", "local") == "local"
-            for tool in ctx.body.tools or []
-        ):
+            tools.append(McpTool(declarations, ctx.history, ctx.input_items))
+        if not ctx.passthrough and any(is_client_shell(tool) for tool in ctx.body.tools or []):
             tools.append(ClientShellTool())
         if not ctx.passthrough and any(tool.get("type") == "local_shell" for tool in ctx.body.tools or []):
             tools.append(LegacyLocalShellTool())

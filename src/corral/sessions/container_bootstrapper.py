@@ -18,15 +18,14 @@ caller's input saying where the working directory is and which files are in it.
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from corral.protocol.errors import APIError
-from corral.sessions.bootstrap import (
-    BootstrapError,
+from corral.protocol.errors import CorralError, InvalidRequest, NotFound
+from corral.sessions.containers import DATA_ROOT, ContainerService
+from corral.sessions.files import FileService
+from corral.sessions.stateful_tools import (
     BootstrapRequest,
     BootstrapResult,
     StatefulToolDeclaration,
 )
-from corral.sessions.containers import DATA_ROOT, ContainerService
-from corral.sessions.files import FileService
 
 AUTO_NAME_PREFIX = "auto-"
 
@@ -106,10 +105,12 @@ class ContainerBootstrapper:
         )
         try:
             await self.containers.require_live(request.tenant, container_id)
-        except APIError as exc:
-            raise BootstrapError(exc.message, status=exc.status, param=param if exc.status == 404 else None) from exc
+        except NotFound as exc:
+            raise exc.replace(param=param) from exc
 
     async def _auto(self, request: BootstrapRequest, tools: list[StatefulToolDeclaration]) -> str:
+        """The shared auto container; a failure loses its `param`, which names a field of the
+        Containers API, not of this request."""
         options = auto_options(tools[0])
         file_ids = await self._file_ids(request, tools)
         try:
@@ -124,8 +125,8 @@ class ContainerBootstrapper:
                 await self.files.copy_into_container(
                     self.containers, request.tenant, container_id, file_ids, skip_present=True
                 )
-        except APIError as exc:
-            raise BootstrapError(exc.message, status=exc.status) from exc
+        except CorralError as exc:
+            raise exc.replace(param=None) from exc
         return container_id
 
     async def _file_ids(self, request: BootstrapRequest, tools: list[StatefulToolDeclaration]) -> list[str]:
@@ -141,9 +142,6 @@ class ContainerBootstrapper:
                 else f"tools[{tool.index}].environment.file_ids"
             )
             if self.files is None:
-                raise BootstrapError("Files are not enabled on this gateway.", status=400, param=param)
-            try:
-                found.extend(await self.files.check_ids(request.tenant, list(file_ids), param))
-            except APIError as exc:
-                raise BootstrapError(exc.message, status=exc.status, param=exc.param) from exc
+                raise InvalidRequest("Files are not enabled on this gateway.", param=param)
+            found.extend(await self.files.check_ids(request.tenant, list(file_ids), param))
         return list(dict.fromkeys(found))

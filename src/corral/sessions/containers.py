@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from corral.config import QuotaSettings
-from corral.protocol.errors import APIError, bad_request, not_found, rate_limited
+from corral.protocol.errors import InvalidRequest, NotFound, QuotaExceeded
 from corral.protocol.ids import new_id
 from corral.sessions.backends.base import (
     MAX_PATH_CHARS,
@@ -64,19 +64,12 @@ def file_object(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def container_not_found(container_id: str) -> APIError:
-    return not_found(f"Container with id '{container_id}' not found.")
+def container_not_found(container_id: str) -> NotFound:
+    return NotFound(f"Container with id '{container_id}' not found.")
 
 
-def container_expired() -> APIError:
-    return bad_request("Container is expired.")
-
-
-def sandbox_api_error(exc: SandboxError) -> APIError:
-    """Full is 429 (with Retry-After), unavailable 503, anything else 500."""
-    if exc.status == 429:
-        return rate_limited(str(exc), 30)
-    return APIError(exc.status, str(exc), type="server_error", code="sandbox_unavailable")
+def container_expired() -> InvalidRequest:
+    return InvalidRequest("Container is expired.")
 
 
 def safe_relative(filename: str) -> str:
@@ -85,7 +78,7 @@ def safe_relative(filename: str) -> str:
     parts = [part for part in name.split("/") if part not in ("", ".", "..")]
     relative = "/".join(parts)
     if not parts or "\x00" in relative or len(relative) > MAX_PATH_CHARS:
-        raise bad_request(f"Invalid file name: at most {MAX_PATH_CHARS} characters, no NUL.", param="file")
+        raise InvalidRequest(f"Invalid file name: at most {MAX_PATH_CHARS} characters, no NUL.", param="file")
     return relative
 
 
@@ -139,7 +132,7 @@ class ContainerService:
     ) -> dict[str, Any]:
         memory_limit = memory_limit or "1g"
         if memory_limit not in MEMORY_LIMITS:
-            raise bad_request(
+            raise InvalidRequest(
                 f"Invalid value: '{memory_limit}'. Supported values are: '1g', '4g', '16g', and '64g'.",
                 param="memory_limit",
                 code="invalid_value",
@@ -194,7 +187,7 @@ class ContainerService:
         if cap is None or await self.store.containers.count_live(tenant) < cap:
             return
         if not await self._evict(tenant, need_slot=False):
-            raise rate_limited(f"Container quota reached: at most {cap} live containers.", 60)
+            raise QuotaExceeded(f"Container quota reached: at most {cap} live containers.", retry_after=60)
 
     async def _start(self, tenant: str, container_id: str, memory_limit: str) -> tuple[str, SandboxBackend]:
         """Place and create the container. When every slot is taken, the least recently used idle
@@ -204,24 +197,18 @@ class ContainerService:
             host_id, backend = await self.hosts.place()
             await backend.create(container_id, memory_limit=memory_limit)
             return host_id, backend
-        except SandboxCapacityError as exc:
+        except SandboxCapacityError:
             if not self._slots_may_be_full():
-                raise sandbox_api_error(exc) from exc
-            full = exc
-        except SandboxError as exc:
-            raise sandbox_api_error(exc) from exc
-        victim = await self._evict(tenant, need_slot=True)
-        if victim is None:
-            raise sandbox_api_error(full) from full
-        try:
-            backend_or_none = await self.hosts.backend_for(victim["location"])
-            if backend_or_none is None:
-                host_id, backend = await self.hosts.place()
-            else:
-                host_id, backend = victim["location"], backend_or_none
-            await backend.create(container_id, memory_limit=memory_limit)
-        except SandboxError as exc:
-            raise sandbox_api_error(exc) from exc
+                raise
+            victim = await self._evict(tenant, need_slot=True)
+            if victim is None:
+                raise
+        backend_or_none = await self.hosts.backend_for(victim["location"])
+        if backend_or_none is None:
+            host_id, backend = await self.hosts.place()
+        else:
+            host_id, backend = victim["location"], backend_or_none
+        await backend.create(container_id, memory_limit=memory_limit)
         return host_id, backend
 
     def _slots_may_be_full(self) -> bool:
@@ -276,7 +263,7 @@ class ContainerService:
         if chain_key is None:
             return (await self.create(tenant, name=name, memory_limit=memory_limit))["id"]
         async with self.store.lock(f"container-auto:{tenant}:{chain_key}"):
-            existing, _ = await self.store.containers.list(tenant, after=None, limit=5, order="desc", name=name)
+            existing, _ = await self.store.containers.list_page(tenant, after=None, limit=5, order="desc", name=name)
             for record in existing:
                 if await self.live(tenant, record["id"]):
                     return str(record["id"])
@@ -362,13 +349,10 @@ class ContainerService:
         """The backend the live container runs on, its processes started; a container whose host
         is gone is started on another with its kept files first."""
         record = await self.require_live(tenant, container_id)
-        try:
-            backend = await self.hosts.backend_for(record["location"])
-            if backend is None:
-                backend = await self._relocate(tenant, container_id)
-            await backend.ensure_running(container_id, memory_limit=record["memory_limit"])
-        except SandboxError as exc:
-            raise sandbox_api_error(exc) from exc
+        backend = await self.hosts.backend_for(record["location"])
+        if backend is None:
+            backend = await self._relocate(tenant, container_id)
+        await backend.ensure_running(container_id, memory_limit=record["memory_limit"])
         return backend
 
     async def _relocate(self, tenant: str, container_id: str) -> SandboxBackend:
@@ -482,9 +466,9 @@ class ContainerService:
         try:
             size = await backend.write_file(container_id, relative, _within(chunks, budget, limits))
         except SandboxFileError as exc:
-            raise bad_request(f"Cannot write '{relative}': {exc}", param="file") from exc
+            raise InvalidRequest(f"Cannot write '{relative}': {exc}", param="file") from exc
         except OSError as exc:
-            raise bad_request(f"Cannot write '{relative}': {exc.strerror}.", param="file") from exc
+            raise InvalidRequest(f"Cannot write '{relative}': {exc.strerror}.", param="file") from exc
         await self.files.keep(backend, container_id, [relative])
         return await self._register(tenant, container_id, relative, size, "user")
 
@@ -492,7 +476,7 @@ class ContainerService:
         await self.require_live(tenant, container_id)
         record = await self.store.containers.get_file(tenant, container_id, file_id)
         if record is None:
-            raise not_found(f"File with id '{file_id}' not found.")
+            raise NotFound(f"File with id '{file_id}' not found.")
         return record
 
     async def content(self, tenant: str, container_id: str, file_id: str) -> FileContent:
@@ -502,7 +486,7 @@ class ContainerService:
         try:
             return await backend.read_file(container_id, safe_relative(record["path"]))
         except FileNotFoundError:
-            raise not_found(f"File with id '{file_id}' has no content any more.") from None
+            raise NotFound(f"File with id '{file_id}' has no content any more.") from None
 
     async def delete_file(self, tenant: str, container_id: str, file_id: str) -> None:
         record = await self.file(tenant, container_id, file_id)
@@ -511,7 +495,7 @@ class ContainerService:
         try:
             await backend.delete_file(container_id, relative)
         except SandboxFileError as exc:
-            raise bad_request(f"Cannot delete '{record['path']}': {exc}") from exc
+            raise InvalidRequest(f"Cannot delete '{record['path']}': {exc}") from exc
         await self.files.forget(container_id, [relative])
         await self.store.containers.delete_file(tenant, container_id, file_id)
 
@@ -539,11 +523,11 @@ class ContainerService:
 async def _within(
     chunks: AsyncIterable[bytes], budget: int | None, limits: QuotaSettings | None
 ) -> AsyncIterator[bytes]:
-    """The chunks, stopping with a 429 once they exceed the tenant's remaining storage."""
+    """The chunks, stopping with `QuotaExceeded` once they exceed the tenant's remaining storage."""
     total = 0
     async for chunk in chunks:
         total += len(chunk)
         if budget is not None and total > budget:
             assert limits is not None
-            raise rate_limited(f"Container storage quota reached: {limits.container_storage_mb} MB.", 60)
+            raise QuotaExceeded(f"Container storage quota reached: {limits.container_storage_mb} MB.", retry_after=60)
         yield chunk

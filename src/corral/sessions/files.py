@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
 
 from corral.config import QuotaSettings
-from corral.protocol.errors import APIError, bad_request, not_found, rate_limited
+from corral.protocol.errors import InvalidRequest, NotFound, QuotaExceeded, TooLarge
 from corral.protocol.ids import new_id
 from corral.sessions.containers import ContainerService
 from corral.storage import Store
@@ -68,20 +68,22 @@ def upload_object(record: dict[str, Any], file: dict[str, Any] | None = None) ->
     }
 
 
-def file_not_found(file_id: str, param: str = "id") -> APIError:
-    return not_found(f"No such File object: {file_id}", param=param)
+def file_not_found(file_id: str, param: str = "id") -> NotFound:
+    return NotFound(f"No such File object: {file_id}", param=param)
 
 
-def upload_not_found(upload_id: str) -> APIError:
-    return not_found(f"No such Upload object: {upload_id}", param="upload_id")
+def upload_not_found(upload_id: str) -> NotFound:
+    return NotFound(f"No such Upload object: {upload_id}", param="upload_id")
 
 
 def check_purpose(purpose: Any) -> str:
     if purpose is None:
-        raise bad_request("Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter")
+        raise InvalidRequest(
+            "Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter"
+        )
     if purpose not in PURPOSES:
         listed = ", ".join(f"'{p}'" for p in PURPOSES)
-        raise bad_request(
+        raise InvalidRequest(
             f"Invalid value for 'purpose': '{purpose}'. Supported values are: {listed}.",
             param="purpose",
             code="invalid_value",
@@ -91,16 +93,16 @@ def check_purpose(purpose: Any) -> str:
 
 def check_filename(filename: Any, param: str = "file") -> str:
     if not isinstance(filename, str) or not filename.strip():
-        raise bad_request("The file must have a name.", param=param)
+        raise InvalidRequest("The file must have a name.", param=param)
     if "\x00" in filename or len(filename) > MAX_FILENAME_CHARS:
-        raise bad_request(f"Invalid file name: at most {MAX_FILENAME_CHARS} characters, no NUL.", param=param)
+        raise InvalidRequest(f"Invalid file name: at most {MAX_FILENAME_CHARS} characters, no NUL.", param=param)
     return filename
 
 
 def check_expiry(anchor: Any, seconds: Any) -> int:
     """Seconds from creation of an `expires_after` {anchor: created_at, seconds}."""
     if anchor != "created_at":
-        raise bad_request(
+        raise InvalidRequest(
             f"Invalid value: '{anchor}'. Supported values are: 'created_at'.",
             param="expires_after.anchor",
             code="invalid_value",
@@ -108,13 +110,13 @@ def check_expiry(anchor: Any, seconds: Any) -> int:
     try:
         value = int(seconds)
     except (TypeError, ValueError):
-        raise bad_request(
+        raise InvalidRequest(
             "Invalid type for 'expires_after.seconds': expected an integer.",
             param="expires_after.seconds",
             code="invalid_type",
         ) from None
     if not MIN_EXPIRY_S <= value <= MAX_EXPIRY_S:
-        raise bad_request(
+        raise InvalidRequest(
             f"Invalid 'expires_after.seconds': expected a value between {MIN_EXPIRY_S} and {MAX_EXPIRY_S}, "
             f"but got {value} instead.",
             param="expires_after.seconds",
@@ -123,8 +125,8 @@ def check_expiry(anchor: Any, seconds: Any) -> int:
     return value
 
 
-def too_large(limit: int, what: str = "file") -> APIError:
-    return APIError(413, f"The {what} is larger than {limit} bytes.", code="request_too_large")
+def too_large(limit: int, what: str = "file") -> TooLarge:
+    return TooLarge(f"The {what} is larger than {limit} bytes.")
 
 
 class FileService:
@@ -166,7 +168,7 @@ class FileService:
             if total > limit:
                 raise too_large(limit, what)
             if budget is not None and total > budget:
-                raise rate_limited(f"File storage quota reached: {quota_mb} MB.", 60)
+                raise QuotaExceeded(f"File storage quota reached: {quota_mb} MB.", retry_after=60)
             yield chunk
 
     async def create(
@@ -223,7 +225,7 @@ class FileService:
     async def page(
         self, tenant: str, *, after: str | None, limit: int, order: str, purpose: str | None
     ) -> tuple[list[dict[str, Any]], bool]:
-        return await self.store.files.list(
+        return await self.store.files.list_page(
             tenant, after=after, limit=limit, order=order, purpose=purpose, now=self.now()
         )
 
@@ -243,7 +245,7 @@ class FileService:
         if record["bytes"] > max_bytes:
             with contextlib.suppress(Exception):
                 await chunks.aclose()  # type: ignore[attr-defined]
-            raise bad_request(
+            raise InvalidRequest(
                 f"File {file_id} is larger than {max_bytes} bytes, too large for a model input.", param=param
             )
         return record, b"".join([chunk async for chunk in chunks])
@@ -283,7 +285,7 @@ class FileService:
     async def check_ids(self, tenant: str, file_ids: Any, param: str) -> list[str]:
         """`file_ids` validated: a list of the tenant's file ids (unknown is a 404)."""
         if not isinstance(file_ids, list) or not all(isinstance(f, str) for f in file_ids):
-            raise bad_request(
+            raise InvalidRequest(
                 f"Invalid type for '{param}': expected an array of strings.", param=param, code="invalid_type"
             )
         for index, file_id in enumerate(file_ids):
@@ -296,18 +298,18 @@ class FileService:
         check_purpose(purpose)
         check_filename(filename, "filename")
         if size < 0 or size > MAX_UPLOAD_BYTES:
-            raise bad_request(
+            raise InvalidRequest(
                 f"Invalid 'bytes': expected a value between 0 and {MAX_UPLOAD_BYTES}.",
                 param="bytes",
                 code="invalid_value",
             )
         if size > self.max_file_bytes:
-            raise bad_request(
+            raise InvalidRequest(
                 f"Invalid 'bytes': this gateway takes files up to {self.max_file_bytes} bytes.", param="bytes"
             )
         budget, quota_mb = await self._budget(tenant)
         if budget is not None and size > budget:
-            raise rate_limited(f"File storage quota reached: {quota_mb} MB.", 60)
+            raise QuotaExceeded(f"File storage quota reached: {quota_mb} MB.", retry_after=60)
         now = self.now()
         record = {
             "id": new_id("upload"),
@@ -331,7 +333,9 @@ class FileService:
             await self._drop_upload(tenant, record, "expired")
             record["status"] = "expired"
         if record["status"] != "pending":
-            raise bad_request(f"Upload {upload_id} is {record['status']}: it takes no more changes.", param="upload_id")
+            raise InvalidRequest(
+                f"Upload {upload_id} is {record['status']}: it takes no more changes.", param="upload_id"
+            )
         return record
 
     async def get_upload(self, tenant: str, upload_id: str) -> dict[str, Any]:
@@ -361,21 +365,21 @@ class FileService:
         """Join the parts, in the order given, into a file; the upload is `completed` with it."""
         upload = await self._pending_upload(tenant, upload_id)
         if not isinstance(part_ids, list) or not all(isinstance(p, str) for p in part_ids):
-            raise bad_request("Invalid type for 'part_ids': expected an array of strings.", param="part_ids")
+            raise InvalidRequest("Invalid type for 'part_ids': expected an array of strings.", param="part_ids")
         parts = await self.store.files.parts(upload_id)
         for index, part_id in enumerate(part_ids):
             if part_id not in parts:
-                raise bad_request(f"No such part {part_id} in upload {upload_id}.", param=f"part_ids[{index}]")
+                raise InvalidRequest(f"No such part {part_id} in upload {upload_id}.", param=f"part_ids[{index}]")
         if len(set(part_ids)) != len(part_ids):
-            raise bad_request("A part is listed twice.", param="part_ids")
+            raise InvalidRequest("A part is listed twice.", param="part_ids")
         total = sum(parts[part_id]["bytes"] for part_id in part_ids)
         if total != upload["bytes"]:
-            raise bad_request(
+            raise InvalidRequest(
                 f"The parts add up to {total} bytes; the upload was created for {upload['bytes']} bytes.",
                 param="part_ids",
             )
         if not await self.store.files.update_upload(tenant, upload_id, expect="pending", status="completing"):
-            raise bad_request(f"Upload {upload_id} is being completed or was cancelled.", param="upload_id")
+            raise InvalidRequest(f"Upload {upload_id} is being completed or was cancelled.", param="upload_id")
         try:
             file = await self.create(
                 tenant,
@@ -400,7 +404,7 @@ class FileService:
         for part_id in part_ids:
             chunks = await self.blobs.get(part_key(upload_id, part_id))
             if chunks is None:
-                raise bad_request(f"Part {part_id} has no bytes any more.", param="part_ids")
+                raise InvalidRequest(f"Part {part_id} has no bytes any more.", param="part_ids")
             async for chunk in chunks:
                 yield chunk
 

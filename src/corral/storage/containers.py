@@ -53,12 +53,7 @@ class ContainerStore:
             row = (await connection.execute(sa.select(containers).where(self._mine(tenant, container_id)))).first()
         return _record(row) if row else None
 
-    async def get_any(self, container_id: str) -> dict[str, Any] | None:
-        async with self.engine.connect() as connection:
-            row = (await connection.execute(sa.select(containers).where(containers.c.id == container_id))).first()
-        return _record(row) if row else None
-
-    async def list(
+    async def list_page(
         self, tenant: str, *, after: str | None, limit: int, order: str, name: str | None = None
     ) -> tuple[list[dict[str, Any]], bool]:
         base = sa.select(containers).where(containers.c.tenant == tenant, containers.c.status != "deleted")

@@ -53,7 +53,7 @@ def _refuse_nul_text(
 ) -> None:
     """JSON values are serialised with `\\u0000` escapes, so a raw NUL can only come from a text column."""
     if _has_nul(parameters):
-        raise UnstorableText("text values cannot contain NUL (\\u0000) characters")
+        raise UnstorableText()
 
 
 def make_engine(url: str) -> AsyncEngine:

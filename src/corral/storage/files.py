@@ -55,7 +55,7 @@ class FileStore:
             row = (await connection.execute(sa.select(files).where(self._mine(tenant, file_id)))).first()
         return _record(row) if row else None
 
-    async def list(
+    async def list_page(
         self, tenant: str, *, after: str | None, limit: int, order: str, purpose: str | None, now: int
     ) -> tuple[list[dict[str, Any]], bool]:
         base = sa.select(files).where(

@@ -32,7 +32,7 @@ class KeyStore:
         async with self.engine.connect() as connection:
             return await connection.scalar(sa.select(api_keys.c.tenant).where(api_keys.c.key_sha256 == key_sha256))
 
-    async def list(self) -> list[dict[str, Any]]:
+    async def list_all(self) -> list[dict[str, Any]]:
         async with self.engine.connect() as connection:
             rows = await connection.execute(
                 sa.select(api_keys.c.id, api_keys.c.tenant, api_keys.c.hint, api_keys.c.created_at).order_by(

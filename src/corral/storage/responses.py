@@ -187,15 +187,6 @@ class ResponseStore:
             flag = await connection.scalar(sa.select(responses.c.cancel_requested).where(responses.c.id == response_id))
         return bool(flag)
 
-    async def unfinished_background(self, response_ids: list[str]) -> list[str]:
-        async with self.engine.connect() as connection:
-            rows = await connection.scalars(
-                sa.select(responses.c.id).where(
-                    responses.c.id.in_(response_ids), responses.c.status.in_(("queued", "in_progress"))
-                )
-            )
-            return list(rows.all())
-
     async def claim(self, response_id: str, owner: str, expires_at: float) -> None:
         """Record that `owner` runs the response, until `expires_at` unless renewed."""
         async with self.locks.writing(), self.engine.begin() as connection:

@@ -82,7 +82,6 @@ __all__ = [
 
 DENIED = "The user denied this tool call."
 INVALID_PARAMS = -32602
-FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _NOT_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 
 
@@ -384,11 +383,8 @@ class McpTool:
         history: Sequence[Mapping[str, Any]],
         caller_input: Sequence[Mapping[str, Any]],
         *,
-        timeout_s: float | None = None,
         reserved_names: Collection[str] = (),
     ) -> None:
-        # `timeout_s` is accepted for compatibility: each declaration's spec carries its timeout.
-        del timeout_s
         self.declarations = {decl.label: decl for decl in declarations}
         self.history = [*history, *caller_input]
         self.reserved_names = reserved_names
@@ -467,7 +463,7 @@ class McpTool:
         await emitter.item_event(EventType.MCP_CALL_IN_PROGRESS, index)
         await emitter.item_event(EventType.MCP_CALL_ARGUMENTS_DELTA, index, delta=arguments)
         await emitter.item_event(EventType.MCP_CALL_ARGUMENTS_DONE, index, arguments=arguments)
-        (outcome,) = await execute_calls([PlannedCall(decl.spec, name, arguments, decl.timeout_s)])
+        (outcome,) = await execute_calls([PlannedCall(decl.spec, name, arguments)])
         item = call_item(decl.label, name, arguments, outcome, approval_request_id, item_id=skeleton["id"])
         await emitter.item_event(
             EventType.MCP_CALL_COMPLETED if outcome.error is None else EventType.MCP_CALL_FAILED, index

@@ -65,6 +65,8 @@ from mcp_types import (
     PaginatedRequestParams,
 )
 
+from corral.protocol.errors import Unavailable
+
 log = logging.getLogger(__name__)
 
 Transport = Literal["streamable_http", "sse", "stdio"]
@@ -127,12 +129,11 @@ class McpCallOutcome:
         return self.error is None
 
 
-class McpUnavailable(Exception):
+class McpUnavailable(Unavailable):
     """A server's tools could not be listed. `error` is the OpenAI error object behind it."""
 
     def __init__(self, message: str, error: dict[str, Any]) -> None:
         super().__init__(message)
-        self.message = message
         self.error = error
 
 

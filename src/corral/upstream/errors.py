@@ -4,7 +4,7 @@ from typing import Any
 
 import orjson
 
-from corral.protocol.errors import APIError
+from corral.protocol.errors import APIError, CorralError
 
 
 class UpstreamError(APIError):
@@ -20,13 +20,11 @@ class UpstreamError(APIError):
         self.upstream_status = upstream_status
 
 
-class UpstreamStreamError(Exception):
+class UpstreamStreamError(CorralError):
     """The upstream reported an error, or died, after its stream had started."""
 
     def __init__(self, message: str, code: str | None = "server_error") -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+        super().__init__(message, code=code)
 
 
 def unreachable(name: str, detail: str) -> UpstreamError:

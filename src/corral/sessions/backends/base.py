@@ -8,6 +8,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from corral.protocol.errors import CorralError, InvalidRequest, QuotaExceeded, Unavailable
+
 
 @dataclass
 class PythonResult:
@@ -63,22 +65,27 @@ class FileContent:
     chunks: AsyncIterator[bytes]
 
 
-class SandboxFileError(Exception):
+class SandboxFileError(InvalidRequest):
     """A file name the container cannot hold (a directory, a path through a link or a non-directory)."""
 
 
-class SandboxError(Exception):
-    """A sandbox problem the client should see; `status` is the HTTP status to answer with."""
+class SandboxError(CorralError):
+    """A sandbox failure the client should see (a bare one is a server-side failure)."""
 
-    status = 500
-
-
-class SandboxCapacityError(SandboxError):
-    status = 429
+    default_code = "sandbox_unavailable"
 
 
-class SandboxUnavailableError(SandboxError):
-    status = 503
+class SandboxCapacityError(SandboxError, QuotaExceeded):
+    """Every slot (or the disk) is taken; stopping an idle container or waiting may free one."""
+
+    default_code = "rate_limit_exceeded"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after=30)
+
+
+class SandboxUnavailableError(SandboxError, Unavailable):
+    """No sandbox can be reached or started here."""
 
 
 class SandboxBackend(Protocol):

@@ -23,39 +23,22 @@ A result without its call and a call without its result are 400s with OpenAI's m
 
 from typing import Any
 
-import orjson
-
 from corral.protocol.errors import bad_request
 from corral.protocol.hosted_tools import (
-    LOCAL_SHELL_TOOL,
-    PYTHON_TOOL,
-    SHELL_TOOL,
-    format_code_outputs,
+    HOSTED_CALLS,
     format_shell_output,
-    mcp_error_text,
+    function_arguments,
+    stand_in_call,
 )
-from corral.protocol.ids import new_call_id
 from corral.upstream.chat.content import message_content, text_content, tool_output_text
 
-_CALLS = frozenset(("function_call", "mcp_call", "code_interpreter_call", "shell_call", "local_shell_call"))
+_CALLS = HOSTED_CALLS | {"function_call"}
 _RESULTS = {
     "function_call_output": "function call output",
     "shell_call_output": "shell call output",
     "local_shell_call_output": "local shell call output",
 }
 _INPUT_ROLES = frozenset(("user", "system", "developer"))
-
-
-def _arguments(value: Any) -> str:
-    if isinstance(value, str):
-        return value or "{}"
-    if value is None:
-        return "{}"
-    return orjson.dumps(value).decode()
-
-
-def _json(value: dict[str, Any]) -> str:
-    return orjson.dumps(value).decode()
 
 
 def _result_key(item: dict[str, Any]) -> str | None:
@@ -208,32 +191,15 @@ def _call_item(writer: _Writer, item: dict[str, Any], where: str) -> None:
                 code="missing_required_parameter",
             )
         name = item.get("name") or ""
-        writer.call(item["call_id"], name, _arguments(item.get("arguments")), keys=_call_keys(item))
-    elif kind == "mcp_call":
-        output = item.get("output")
-        if output is None:
-            output = mcp_error_text(item["error"]) if item.get("error") else ""
-        name = item.get("name") or ""
-        arguments = _arguments(item.get("arguments"))
-        writer.call(item.get("id") or new_call_id(), name, arguments, inline=str(output))
-    elif kind == "code_interpreter_call":
-        arguments = _json({"code": item.get("code") or ""})
-        outputs = format_code_outputs(item.get("outputs"))
-        writer.call(item.get("id") or new_call_id(), PYTHON_TOOL, arguments, inline=outputs)
+        writer.call(item["call_id"], name, function_arguments(item.get("arguments")), keys=_call_keys(item))
+        return
+    call = stand_in_call(item)
+    if call.output is not None:
+        writer.call(call.call_id, call.name, call.arguments, inline=call.output)
     elif kind == "shell_call":
-        commands = (item.get("action") or {}).get("commands") or []
-        call_id = item.get("call_id") or item.get("id") or new_call_id()
-        arguments = _json({"commands": commands})
-        writer.call(call_id, SHELL_TOOL, arguments, label="shell call", keys=(call_id,))
-    else:  # local_shell_call
-        action = item.get("action") or {}
-        command: dict[str, Any] = {"command": action.get("command") or []}
-        for key in ("working_directory", "timeout_ms", "env", "user"):
-            if action.get(key):
-                command[key] = action[key]
-        keys = _call_keys(item)
-        call_id = keys[0] if keys else new_call_id()
-        writer.call(call_id, LOCAL_SHELL_TOOL, _json(command), label="local shell call", keys=keys)
+        writer.call(call.call_id, call.name, call.arguments, label="shell call", keys=(call.call_id,))
+    else:
+        writer.call(call.call_id, call.name, call.arguments, label="local shell call", keys=_call_keys(item))
 
 
 def messages_from_items(

@@ -31,7 +31,7 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.session import Session
 from zmq.utils.monitor import parse_monitor_message
 
-from corral.sessions.backends.base import PythonResult
+from corral.sessions.backends.base import PythonResult, SandboxError
 from corral.sessions.backends.local.bwrap import SANDBOX_RUN, SandboxIdentity, python_layout
 from corral.sessions.backends.local.limits import CgroupSet
 from corral.sessions.backends.local.process import SandboxProcess, terminate
@@ -63,8 +63,8 @@ def message_bound(output_limit: int) -> int:
     return max(MIN_MESSAGE_BYTES, 4 * output_limit)
 
 
-class KernelDied(Exception):
-    pass
+class KernelDied(SandboxError):
+    """The container's Python kernel is gone or stopped answering."""
 
 
 class _Run:

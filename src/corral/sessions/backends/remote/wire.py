@@ -61,13 +61,12 @@ _KINDS: dict[str, type[Exception]] = {
 }
 
 
-def error_json(exc: Exception) -> tuple[int, dict[str, Any]]:
-    """(status, body) for an error a backend raised."""
+def error_json(exc: Exception) -> dict[str, Any]:
+    """The body that names an error a backend raised (the sandbox host's API picks the status)."""
     for kind, cls in _KINDS.items():
         if isinstance(exc, cls):
-            status = getattr(exc, "status", 400 if kind == "file" else 404 if kind == "not_found" else 500)
-            return status, {"error": {"kind": kind, "message": str(exc)}}
-    return 500, {"error": {"kind": "sandbox", "message": "the sandbox host failed"}}
+            return {"error": {"kind": kind, "message": str(exc)}}
+    return {"error": {"kind": "sandbox", "message": "the sandbox host failed"}}
 
 
 def error(body: dict[str, Any]) -> Exception:

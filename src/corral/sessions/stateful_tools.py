@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
+from corral.protocol.errors import CorralError
+from corral.protocol.hosted_tools import is_client_shell
+
 STATEFUL_TOOL_KINDS = ("code_interpreter", "shell")
 
 
@@ -47,14 +50,10 @@ class BootstrapResult:
     prepared: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-class BootstrapError(Exception):
-    """A bootstrap failure the client should see with `status` and this message."""
-
-    def __init__(self, message: str, *, status: int = 500, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.param = param
+class BootstrapError(CorralError):
+    """A bootstrap failure on the server's side. A bootstrapper may raise any `CorralError` to say
+    more (`NotFound`, `InvalidRequest`, `QuotaExceeded`, `Unavailable`…): the request fails with
+    that error under the code `stateful_tool_bootstrap_failed`."""
 
 
 @runtime_checkable
@@ -74,7 +73,7 @@ def declared_stateful_tools(tools: Sequence[Mapping[str, Any]] | None) -> tuple[
     declared = []
     for index, tool in enumerate(tools or ()):
         kind = tool.get("type")
-        if kind == "shell" and (tool.get("environment") or {}).get("type", "local") == "local":
+        if is_client_shell(tool):
             continue
         if kind in STATEFUL_TOOL_KINDS:
             declared.append(StatefulToolDeclaration(kind, index, MappingProxyType(dict(tool))))
