@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from corral.app import build_app
-from corral.config import SandboxSettings, Settings, UpstreamSettings
+from corral.config import Settings, UpstreamSettings
 from tests.conftest import Gateway, start_gateway
 from tests.gateway.faults import DATABASES, gateway_on, stop_writes
 from tests.support.mock import MockUpstream
@@ -77,7 +77,6 @@ def test_a_gateway_started_on_a_read_only_database_is_not_ready(mock: MockUpstre
                 mock,
                 tmp_path / "second",
                 database=first.settings.database_url().replace(":///", ":///file:", 1) + "?mode=ro&uri=true",
-                sandbox=SandboxSettings(warm_pool_size=0),
             ) as second:
                 check_not_ready(second)
         else:
@@ -86,7 +85,6 @@ def test_a_gateway_started_on_a_read_only_database_is_not_ready(mock: MockUpstre
                 tmp_path / "second",
                 database=first.settings.database_url(),
                 auto_migrate=False,
-                sandbox=SandboxSettings(warm_pool_size=0),
             ) as second:
                 check_not_ready(second)
 
