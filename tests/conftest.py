@@ -13,11 +13,14 @@ from corral.app import build_app
 from corral.config import SandboxSettings, Settings, UpstreamSettings
 from corral.mock_upstream.app import build_app as build_mock_app
 from tests.support.mock import MockUpstream
+from tests.support.processes import unmount_under
 from tests.support.servers import serve_in_thread
 
 pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.sandboxes"]
 
 UPSTREAM_APIS = ("responses", "chat")
+NO_SANDBOXES = SandboxSettings(backend="none")
+"""For gateways of tests that use no container: no bubblewrap, no warm kernel, no disk."""
 
 
 @dataclass
@@ -41,7 +44,7 @@ class Gateway:
 @contextmanager
 def start_gateway(mock: MockUpstream, data_dir: Path, *, api: str = "responses", **settings: Any) -> Iterator[Gateway]:
     """A gateway in this process; it runs sandboxes only when the test passes `sandbox=` settings."""
-    settings.setdefault("sandbox", SandboxSettings(backend="none"))
+    settings.setdefault("sandbox", NO_SANDBOXES)
     config = Settings(
         data_dir=data_dir,
         upstreams=[UpstreamSettings(url=mock.url, api=api)],  # type: ignore[arg-type]
@@ -50,6 +53,14 @@ def start_gateway(mock: MockUpstream, data_dir: Path, *, api: str = "responses",
     app = build_app(config)
     with serve_in_thread(app, ready_path="/health") as base:
         yield Gateway(base, config, mock, app)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_mounts_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Container disks that a test's gateway left mounted (a killed process, a test that failed
+    mid-way) are unmounted at the end, so pytest can delete its temporary directories."""
+    yield
+    unmount_under(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from corral.config import ApiKeySettings, AuthSettings, QuotaSettings, Settings, UpstreamSettings
-from tests.conftest import Gateway, start_gateway
+from tests.conftest import NO_SANDBOXES, Gateway, start_gateway
 from tests.fixtures.sandboxes import sandbox_settings
 from tests.support.mock import MockUpstream
 
@@ -138,7 +138,7 @@ def test_caller_upstream_key_is_forwarded_only_when_allowed(mock: MockUpstream, 
     upstreams = [
         UpstreamSettings(url=mock.url, api_key="configured-key", forward_client_key=True, aliases={"fwd": "mock-model"})
     ]
-    settings = Settings(data_dir=tmp_path, upstreams=upstreams, auth=auth)
+    settings = Settings(sandbox=NO_SANDBOXES, data_dir=tmp_path, upstreams=upstreams, auth=auth)
     from corral.app import build_app
     from tests.support.servers import serve_in_thread
 

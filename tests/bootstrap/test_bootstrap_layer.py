@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from tests.bootstrap import plugins
-from tests.conftest import UPSTREAM_APIS, Gateway, start_gateway
+from tests.conftest import NO_SANDBOXES, UPSTREAM_APIS, Gateway, start_gateway
 from tests.support.mock import MockUpstream, sent_texts
 
 CI_TOOL = {"type": "code_interpreter", "container": {"type": "auto"}}
@@ -192,6 +192,7 @@ def test_passthrough_upstream_gets_the_declarations_and_no_bootstrap(
     from tests.support.servers import serve_in_thread
 
     settings = Settings(
+        sandbox=NO_SANDBOXES,
         data_dir=tmp_path_factory.mktemp("passthrough"),
         upstreams=[UpstreamSettings(url=mock.url, hosted_tools=True)],
         bootstrapper="tests.bootstrap.plugins:RecordingBootstrapper",

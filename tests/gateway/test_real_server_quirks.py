@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from corral.app import build_app
 from corral.config import RoutingSettings, Settings, UpstreamSettings
+from tests.conftest import NO_SANDBOXES
 from tests.mcp_servers.fixtures import demo_server
 from tests.support.servers import free_port, serve_in_thread
 
@@ -124,6 +125,7 @@ class StrictChatServer:
 @contextmanager
 def gateway_for(url: str, data_dir: Path, **routing: Any) -> Iterator[tuple[openai.OpenAI, Any]]:
     settings = Settings(
+        sandbox=NO_SANDBOXES,
         data_dir=data_dir,
         upstreams=[UpstreamSettings(url=url, api="chat")],
         routing=RoutingSettings(**routing),

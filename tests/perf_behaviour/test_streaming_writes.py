@@ -15,6 +15,7 @@ import pytest
 from corral.api.streaming import ReadyFrames
 from corral.app import build_app
 from corral.config import RoutingSettings, Settings, UpstreamSettings
+from tests.conftest import NO_SANDBOXES
 from tests.support.servers import serve_in_thread
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -79,6 +80,7 @@ class HeldUpstream:
 @contextmanager
 def gateway_over(upstream: HeldUpstream, api: str, tmp_path: Path) -> Iterator[openai.OpenAI]:
     settings = Settings(
+        sandbox=NO_SANDBOXES,
         data_dir=tmp_path,
         upstreams=[UpstreamSettings(url=f"http://127.0.0.1:{upstream.port}/v1", api=api, models=["mock-model"])],
         routing=RoutingSettings(health_check_interval_s=None, retries=0),

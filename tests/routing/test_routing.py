@@ -25,6 +25,7 @@ from corral.app import build_app
 from corral.config import ApiKeySettings, AuthSettings, RoutingSettings, Settings, UpstreamSettings
 from corral.mock_upstream.app import build_app as build_mock
 from corral.upstream.registry import UpstreamRegistry
+from tests.conftest import NO_SANDBOXES
 from tests.routing.test_breaker import FakeClock
 from tests.support.mock import MockUpstream
 from tests.support.servers import serve_in_thread
@@ -51,6 +52,7 @@ def routed_gateway(
 ) -> Iterator[tuple[str, UpstreamRegistry]]:
     """A gateway, and its registry; with `clock`, every worker's breaker runs on it."""
     config = Settings(
+        sandbox=NO_SANDBOXES,
         data_dir=tmp_path,
         upstreams=[UpstreamSettings(url=url, name=f"w{n}", models=["mock-model"]) for n, url in enumerate(urls)],
         **settings,
@@ -258,6 +260,7 @@ def test_concurrency_cap_answers_503_with_retry_after(tmp_path: Path) -> None:
     arrived, release = threading.Event(), threading.Event()
     with serve_in_thread(held_upstream(arrived, release)) as held:
         config = Settings(
+            sandbox=NO_SANDBOXES,
             data_dir=tmp_path,
             upstreams=[UpstreamSettings(url=f"{held}/v1", models=["mock-model"], max_in_flight=1)],
         )
@@ -285,7 +288,12 @@ def test_concurrency_cap_answers_503_with_retry_after(tmp_path: Path) -> None:
 def test_workers_are_added_and_removed_at_run_time(tmp_path: Path) -> None:
     auth = AuthSettings(admin_key="admin-key")
     with mocks(2) as workers:
-        config = Settings(data_dir=tmp_path, upstreams=[UpstreamSettings(url=workers[0].url, name="first")], auth=auth)
+        config = Settings(
+            sandbox=NO_SANDBOXES,
+            data_dir=tmp_path,
+            upstreams=[UpstreamSettings(url=workers[0].url, name="first")],
+            auth=auth,
+        )
         with serve_in_thread(build_app(config), ready_path="/health") as base:
             admin = {"Authorization": "Bearer admin-key"}
             assert (
@@ -402,6 +410,7 @@ def test_passthrough_rediscovers_an_unknown_model_and_gives_its_slot_back(tmp_pa
     )
     with serve_in_thread(late) as upstream:
         config = Settings(
+            sandbox=NO_SANDBOXES,
             data_dir=tmp_path,
             upstreams=[UpstreamSettings(url=f"{upstream}/v1", name="late")],
             routing=RoutingSettings(health_check_interval_s=None),
