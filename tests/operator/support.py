@@ -50,7 +50,7 @@ def serving(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[Se
             text=True,
         )
         try:
-            wait_for(f"http://127.0.0.1:{port}/health", timeout=60)
+            wait_for(f"http://127.0.0.1:{port}/health")
             yield Served(f"http://127.0.0.1:{port}", log_path)
         finally:
             proc.terminate()

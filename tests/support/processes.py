@@ -32,7 +32,7 @@ class CorralProcess:
             env={key: value for key, value in os.environ.items() if not key.startswith("CORRAL_")},
         )
         try:
-            wait_for(f"{self.base}/health", timeout=60)
+            wait_for(f"{self.base}/health")
         except BaseException:
             self.stop()
             raise

@@ -10,6 +10,9 @@ from typing import Any
 import httpx
 import uvicorn
 
+STARTUP_TIMEOUT_S = 120.0
+"""How long a server may take to answer at start: a bound for a loaded machine, not an expectation."""
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -26,7 +29,7 @@ def serve_in_thread(app: Any, *, ready_path: str | None = None, port: int | None
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError(f"server on port {port} did not start")
@@ -40,7 +43,7 @@ def serve_in_thread(app: Any, *, ready_path: str | None = None, port: int | None
         thread.join(timeout=15)
 
 
-def wait_for(url: str, *, timeout: float = 30.0) -> None:
+def wait_for(url: str, *, timeout: float = STARTUP_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
