@@ -98,7 +98,7 @@ class ResponsesService:
         )
         await load_history(ctx, self.store, memory)
         check_input_against_history(ctx)
-        ctx.route = await self.registry.route(body.model, key=affinity_key(ctx))
+        ctx.route = await self.registry.route(body.model, key=affinity_key(ctx), caller=ctx.tenant)
         await resolve_file_inputs(ctx, self.files)
         if not ctx.passthrough:
             ctx.stateful_tools = declared_stateful_tools(body.tools)
