@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs (virtualenv, bubblewrap and the sandbox environment,
-# a running PostgreSQL, the real small model for the `llm` tests) and run it: lint, then pytest.
+# a running PostgreSQL, the real small model for the `llm` tests) and run it: lint, type check, then pytest.
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,7 @@ bash scripts/services.sh
 CORRAL_SETUP_QUIET=1 bash scripts/setup-llm.sh
 
 .venv/bin/ruff check src tests benchmarks examples
+.venv/bin/mypy
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

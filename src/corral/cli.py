@@ -8,6 +8,10 @@ import socket
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from corral.config import Settings
 
 ENV_PREFIX = "CORRAL_"
 OVERRIDES = ("host", "port", "database", "data_dir", "bootstrapper", "log_level")
@@ -164,7 +168,7 @@ def _sources(argv: Sequence[str]) -> dict[str, str]:
     return sources
 
 
-def settings_from_args(args: argparse.Namespace, argv: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+def settings_from_args(args: argparse.Namespace, argv: Sequence[str] = ()) -> "Settings":
     from corral.config import load_settings
 
     return load_settings(

@@ -61,7 +61,8 @@ def from_responses(body: dict[str, Any]) -> Conversation:
     items = body.get("input")
     if isinstance(items, str):
         items = [{"role": "user", "content": items}]
-    user_text, outputs, words = "", [], 0
+    user_text, words = "", 0
+    outputs: list[str] = []
     for item in items or []:
         kind = item.get("type", "message")
         if kind == "message":
@@ -75,7 +76,8 @@ def from_responses(body: dict[str, Any]) -> Conversation:
 
 
 def from_chat(body: dict[str, Any]) -> Conversation:
-    user_text, outputs, words = "", [], 0
+    user_text, words = "", 0
+    outputs: list[str] = []
     for message in body.get("messages") or []:
         text = text_of(message.get("content"))
         words += len(text.split())

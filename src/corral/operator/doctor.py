@@ -83,10 +83,10 @@ class Doctor:
         events = 0
         finished = False
         if self.api == "chat":
-            stream = await self.client.chat.completions.create(
+            chunks = await self.client.chat.completions.create(
                 model=self.model, messages=[{"role": "user", "content": PROMPT}], max_tokens=MAX_TOKENS, stream=True
             )
-            async for chunk in stream:
+            async for chunk in chunks:
                 events += 1
                 for choice in chunk.choices:
                     pieces.append(choice.delta.content or "")
@@ -94,10 +94,10 @@ class Doctor:
             if not finished:
                 raise CheckFailed(f"the stream ended after {events} chunk(s) without a finish_reason")
         else:
-            stream = await self.client.responses.create(
+            events_stream = await self.client.responses.create(
                 model=self.model, input=PROMPT, max_output_tokens=MAX_TOKENS, stream=True
             )
-            async for event in stream:
+            async for event in events_stream:
                 events += 1
                 if event.type == "response.output_text.delta":
                     pieces.append(event.delta)
@@ -160,13 +160,13 @@ class Doctor:
         if not calls:
             raise CheckFailed("a forced tool_choice produced no function_call")
         call = calls[0]
-        arguments = _arguments(call.arguments)  # type: ignore[union-attr]
+        arguments = _arguments(call.arguments)
         second = await self.client.responses.create(
             model=self.model,
             input=[
                 {"role": "user", "content": TOOL_PROMPT},
-                {"type": "function_call", "call_id": call.call_id, "name": "get_weather", "arguments": arguments},  # type: ignore[union-attr]
-                {"type": "function_call_output", "call_id": call.call_id, "output": TOOL_OUTPUT},  # type: ignore[union-attr]
+                {"type": "function_call", "call_id": call.call_id, "name": "get_weather", "arguments": arguments},
+                {"type": "function_call_output", "call_id": call.call_id, "output": TOOL_OUTPUT},
             ],
             tools=tools,
             max_output_tokens=MAX_TOKENS,

@@ -187,8 +187,9 @@ class FileService:
         if expires_after_s is None and purpose == "batch":
             expires_after_s = BATCH_DEFAULT_EXPIRY_S
         now = self.now()
-        record = {
-            "id": new_file_id(),
+        file_id = new_file_id()
+        record: dict[str, Any] = {
+            "id": file_id,
             "filename": filename,
             "purpose": purpose,
             "bytes": 0,
@@ -199,12 +200,12 @@ class FileService:
         await self.store.files.create(tenant, record)
         try:
             size = await self.blobs.put(
-                file_key(record["id"]), self._bounded(tenant, chunks, limit=self.max_file_bytes)
+                file_key(file_id), self._bounded(tenant, chunks, limit=self.max_file_bytes)
             )
         except BaseException:
-            await asyncio.shield(self._remove(tenant, record["id"]))
+            await asyncio.shield(self._remove(tenant, file_id))
             raise
-        updated = await self.store.files.update(tenant, record["id"], bytes=size, status="processed")
+        updated = await self.store.files.update(tenant, file_id, bytes=size, status="processed")
         assert updated is not None
         return updated
 

@@ -35,8 +35,9 @@ class ConversationStore:
         )
 
     async def create(self, tenant: str, *, metadata: dict[str, str], items: list[dict[str, Any]]) -> dict[str, Any]:
+        conversation_id = new_id("conv")
         row = {
-            "id": new_id("conv"),
+            "id": conversation_id,
             "tenant": tenant,
             "created_at": int(time.time()),
             "metadata": metadata,
@@ -44,7 +45,7 @@ class ConversationStore:
         }
         async with self.locks.writing(), self.engine.begin() as connection:
             await connection.execute(conversations.insert().values(**row))
-            await self._append(connection, row["id"], items, start=0)
+            await self._append(connection, conversation_id, items, start=0)
         return {
             "id": row["id"],
             "object": "conversation",

@@ -190,20 +190,21 @@ class LegacyLocalShellTool:
         command = arguments.get("command") or []
         if isinstance(command, str):
             command = command.split()
+        action: dict[str, Any] = {
+            "type": "exec",
+            "command": [str(part) for part in command],
+            "env": {},
+            "timeout_ms": arguments.get("timeout_ms") if isinstance(arguments.get("timeout_ms"), int) else None,
+            "working_directory": arguments.get("working_directory"),
+            "user": None,
+        }
         item = {
             "type": "local_shell_call",
             "id": new_item_id("local_shell_call"),
             "call_id": call.call_id,
             "status": "completed",
-            "action": {
-                "type": "exec",
-                "command": [str(part) for part in command],
-                "env": {},
-                "timeout_ms": arguments.get("timeout_ms") if isinstance(arguments.get("timeout_ms"), int) else None,
-                "working_directory": arguments.get("working_directory"),
-                "user": None,
-            },
+            "action": action,
         }
-        index = await emitter.add_item({**item, "action": {**item["action"], "command": []}})
+        index = await emitter.add_item({**item, "action": {**action, "command": []}})
         await emitter.done_item(index, item)
         return ToolOutcome(items=[item], stop=True)

@@ -3,6 +3,8 @@
 The HTTP side lives here; the translation between the two APIs is `corral.upstream.chat`.
 """
 
+import collections
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +15,8 @@ from corral.upstream.chat import ChatStreamTranslator, build_chat_request, chat_
 from corral.upstream.http import SSETurnStream, post_json
 from corral.upstream.turn import TurnResult
 from corral.upstream.worker import Worker
+
+log = logging.getLogger(__name__)
 
 
 class ChatCompletionsAdapter:
@@ -45,13 +49,20 @@ class ChatTurnStream(SSETurnStream):
         result, which the router treats as no answer."""
         translator = ChatStreamTranslator()
         produced = False
+        last: collections.deque[bytes] = collections.deque(maxlen=3)
         async for data in self.payloads():
+            last.append(data)
             if data == b"[DONE]":
                 break
             for event in translator.feed(orjson.loads(data)):
                 produced = True
                 yield event
         if not translator.finished and produced:
+            log.warning(
+                "upstream %s: stream ended without a finish_reason; its last payloads: %s",
+                self.worker.name,
+                b" | ".join(last)[:2000],
+            )
             raise self.ended_early("completion")
         closing, self.result = translator.finish()
         for event in closing:

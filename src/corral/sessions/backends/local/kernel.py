@@ -158,7 +158,7 @@ class KernelSession(SandboxProcess):
         """A fresh client on the kernel's sockets, with the message bound, waiting until it answers."""
         self._disconnect()
         client = AsyncKernelClient()
-        client.load_connection_info(self._info)
+        client.load_connection_info(self._info)  # type: ignore[arg-type]
         client.context.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
         client.context.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE)
         client.start_channels(stdin=False)
@@ -299,7 +299,7 @@ class KernelSession(SandboxProcess):
                         _fold(run, channel_name, message)
 
     def _read_monitor(self, monitor: zmq.asyncio.Socket, channel_name: str) -> None:
-        sync = zmq.Socket.shadow(monitor.underlying)
+        sync: zmq.Socket[bytes] = zmq.Socket.shadow(monitor.underlying)
         while True:
             try:
                 event = parse_monitor_message(sync.recv_multipart(zmq.NOBLOCK))

@@ -171,5 +171,5 @@ class SandboxProcess:
             python=self.python,
             identity=self.identity,
             cgroups=self.cgroups,
-            **streams,  # type: ignore[arg-type]
+            **streams,
         )
