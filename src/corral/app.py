@@ -30,6 +30,7 @@ from corral.responses.input_tokens import warm_local_tokenizer
 from corral.responses.service import ResponsesService
 from corral.responses.toolset import ToolRegistry
 from corral.sandbox_app import hosted, start_hosts, start_local_backend
+from corral.serving import uvicorn_options
 from corral.sessions.container_bootstrapper import ContainerBootstrapper
 from corral.sessions.containers import ContainerService
 from corral.sessions.files import FileService
@@ -58,7 +59,7 @@ def build_app(settings: Settings) -> Starlette:
         registry = UpstreamRegistry(http, settings.upstreams, routing)
         await registry.discover()
         health = (
-            asyncio.create_task(registry.run_health_checks(routing.health_check_interval_s))
+            registry.start_health_checks(routing.health_check_interval_s)
             if routing.health_check_interval_s
             else None
         )
@@ -230,16 +231,7 @@ def serve(settings: Settings) -> None:
     if settings.workers > 1:
         _serve_workers(settings)
         return
-    uvicorn.run(
-        build_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+    uvicorn.run(build_app(settings), **uvicorn_options(settings))
 
 
 def _serve_workers(settings: Settings) -> None:
@@ -261,15 +253,4 @@ def _serve_workers(settings: Settings) -> None:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(settings.model_dump_json().encode())
         os.environ[WORKER_SETTINGS_ENV] = str(path)
-        uvicorn.run(
-            "corral.app:worker_app",
-            factory=True,
-            workers=settings.workers,
-            host=settings.host,
-            port=settings.port,
-            loop="uvloop",
-            http="httptools",
-            log_level=settings.log_level,
-            access_log=False,
-            timeout_graceful_shutdown=30,
-        )
+        uvicorn.run("corral.app:worker_app", factory=True, workers=settings.workers, **uvicorn_options(settings))

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from corral.api import sandbox_host
 from corral.config import Settings
+from corral.serving import uvicorn_options
 from corral.sessions.backends.base import SandboxBackend, SandboxUnavailableError
 from corral.sessions.hosts import SandboxHosts, host_id_for
 from corral.storage import Store
@@ -121,12 +122,4 @@ def serve_sandbox_host(settings: Settings) -> None:
     from corral.api.request_ids import configure_logging
 
     configure_logging(settings.log_level)
-    uvicorn.run(
-        build_sandbox_host_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=30,
-    )
+    uvicorn.run(build_sandbox_host_app(settings), log_config=None, **uvicorn_options(settings))

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from corral.config import QuotaSettings
+from corral.periodic import every
 from corral.protocol.errors import InvalidRequest, NotFound, QuotaExceeded
 from corral.protocol.ids import new_id
 from corral.sessions.backends.base import (
@@ -325,15 +326,7 @@ class ContainerService:
         return len(due)
 
     def start_sweeper(self, interval_s: float = 30.0) -> None:
-        async def sweep() -> None:
-            while True:
-                await asyncio.sleep(interval_s)
-                try:
-                    await self.expire_due()
-                except Exception:
-                    log.exception("container expiry sweep failed")
-
-        self._sweeper = asyncio.create_task(sweep())
+        self._sweeper = every(interval_s, self.expire_due, what="container expiry sweep")
 
     async def health(self) -> None:
         """Raises when no sandbox can be reached: no local backend and no live sandbox host."""

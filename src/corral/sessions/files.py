@@ -15,6 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
 
 from corral.config import QuotaSettings
+from corral.periodic import every
 from corral.protocol.errors import InvalidRequest, NotFound, QuotaExceeded, TooLarge
 from corral.protocol.ids import new_id
 from corral.sessions.containers import ContainerService
@@ -431,15 +432,7 @@ class FileService:
         return len(due) + len(stale)
 
     def start_sweeper(self, interval_s: float = 60.0) -> None:
-        async def sweep() -> None:
-            while True:
-                await asyncio.sleep(interval_s)
-                try:
-                    await self.expire_due()
-                except Exception:
-                    log.exception("file expiry sweep failed")
-
-        self._sweeper = asyncio.create_task(sweep())
+        self._sweeper = every(interval_s, self.expire_due, what="file expiry sweep")
 
     async def aclose(self) -> None:
         if self._sweeper is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
+from corral.periodic import every
 from corral.sessions.backends.base import SandboxBackend, SandboxCapacityError, SandboxUnavailableError
 from corral.sessions.backends.remote import RemoteSandboxBackend
 from corral.storage import Store
@@ -82,7 +83,7 @@ class SandboxHosts:
         except Exception:
             log.exception("could not join the sandbox hosts yet; retrying with the heartbeat")
         if self.serving:
-            self._heartbeat = asyncio.create_task(self._beat())
+            self._heartbeat = every(self.ttl_s / 3, self._join, what="sandbox host heartbeat")
 
     async def _join(self) -> None:
         if self.secret is None:
@@ -99,14 +100,6 @@ class SandboxHosts:
         await self.store.sandbox_hosts.announce(
             self.host_id, self.advertise_url, capacity=self.capacity, containers=self.running()
         )
-
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.ttl_s / 3)
-            try:
-                await self._join()
-            except Exception:
-                log.exception("sandbox host heartbeat failed")
 
     def _remote(self, host: HostRecord) -> RemoteSandboxBackend:
         client = self._remotes.get(host.id)

@@ -23,6 +23,7 @@ import orjson
 
 from corral.config import RoutingSettings, UpstreamSettings
 from corral.operator.notes import note_worker
+from corral.periodic import every
 from corral.protocol.errors import APIError
 from corral.upstream.adapter import Adapter
 from corral.upstream.api_kind import PATHS, detect_api
@@ -146,13 +147,8 @@ class UpstreamRegistry:
                 log.warning("upstream %s fails its health checks: circuit open", worker.name)
         CIRCUIT_OPEN.labels(worker.name).set(1 if worker.breaker.open else 0)
 
-    async def run_health_checks(self, interval_s: float) -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await self.check_health()
-            except Exception:
-                log.exception("health check round failed")
+    def start_health_checks(self, interval_s: float) -> "asyncio.Task[None]":
+        return every(interval_s, self.check_health, what="upstream health check round")
 
     async def discover(self) -> None:
         await asyncio.gather(*(self._discover(worker) for worker in self.workers))
