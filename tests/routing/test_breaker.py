@@ -272,6 +272,19 @@ async def test_connection_errors_open_the_circuit_and_the_fake_clock_closes_it()
         assert not f.worker("w1").breaker.open
 
 
+async def test_a_lone_worker_is_tried_again_after_a_connection_error() -> None:
+    """With one worker there is nobody else to retry on: the same one gets the retries."""
+    with fleet("w0", retries=2) as f:
+        outcomes: list[Script] = [refused, refused, answers]
+        f.scripts["w0"] = lambda worker: outcomes.pop(0)(worker)
+        assert await create(f) is ANSWER
+        assert f.calls() == {"w0": 3}
+        f.scripts["w0"] = refused
+        with pytest.raises(UpstreamError):
+            await create(f)
+        assert f.calls() == {"w0": 6}, "the first try and two retries, then the error"
+
+
 async def test_the_route_reports_the_worker_that_answered_after_a_retry() -> None:
     with fleet("w0", "w1", retries=1) as f:
         f.scripts["w0"] = refused

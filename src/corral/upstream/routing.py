@@ -151,7 +151,7 @@ class RoutedAdapter:
         for attempt in range(self.settings.retries + 1):
             plan = self.plan()
             remaining = [c for c in plan if c[0].name not in tried] if attempt else plan
-            if not remaining and isinstance(last_error, EmptyAnswer):
+            if not remaining and (isinstance(last_error, EmptyAnswer) or len(self.candidates()) == 1):
                 remaining = plan
             if not remaining:
                 break
