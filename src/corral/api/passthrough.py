@@ -19,7 +19,7 @@ from corral.api.http import read_json
 from corral.api.streaming import SSE_HEADERS
 from corral.api.tenancy import tenant_of
 from corral.protocol.errors import bad_request
-from corral.upstream.errors import from_status, unreachable
+from corral.upstream.http import post
 from corral.upstream.registry import UpstreamRegistry
 from corral.upstream.worker import Worker
 
@@ -33,17 +33,8 @@ async def _forward(request: Request, path: str) -> Response:
     client_key = request.headers.get("x-upstream-api-key")
 
     async def call(worker: Worker, name: str) -> aiohttp.ClientResponse:
-        try:
-            response = await registry.http.post(
-                f"{worker.url}/{path}", data=orjson.dumps({**body, "model": name}), headers=worker.headers(client_key)
-            )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise unreachable(worker.name, str(exc) or type(exc).__name__) from exc
-        if response.status >= 400:
-            raw = await response.read()
-            response.release()
-            raise from_status(worker.name, response.status, raw)
-        return response
+        upstream_body = orjson.dumps({**body, "model": name})
+        return await post(registry.http, worker, f"{worker.url}/{path}", upstream_body, client_key)
 
     held = AsyncExitStack()
     answer = await held.enter_async_context(route.adapter.call(call))

@@ -1,4 +1,5 @@
-"""The HTTP exchanges every adapter makes: a JSON POST, or a POST whose answer is an SSE stream."""
+"""The HTTP exchanges with upstreams: a POST whose answer is read whole, streamed as SSE, or relayed
+as it is (the chat/completions passthrough)."""
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
@@ -17,18 +18,33 @@ the engine tells its own client the response was created without waiting for the
 token (a long prompt's prefill, a queue at the model server)."""
 
 
+async def post(
+    http: aiohttp.ClientSession, worker: Worker, url: str, body: bytes, client_key: str | None
+) -> aiohttp.ClientResponse:
+    """The upstream's answer to a POST, its body not read yet (the caller releases it); an HTTP
+    error or an unreachable upstream raises UpstreamError."""
+    try:
+        response = await http.post(url, data=body, headers=worker.headers(client_key))
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise unreachable(worker.name, str(exc) or type(exc).__name__) from exc
+    if response.status >= 400:
+        raw = await response.read()
+        response.release()
+        raise from_status(worker.name, response.status, raw)
+    return response
+
+
 async def post_json(
     http: aiohttp.ClientSession, worker: Worker, url: str, body: bytes, client_key: str | None
 ) -> bytes:
-    """The raw answer to a POST; HTTP errors and unreachable upstreams raise UpstreamError."""
+    """The whole answer to a POST."""
+    response = await post(http, worker, url, body, client_key)
     try:
-        async with http.post(url, data=body, headers=worker.headers(client_key)) as response:
-            raw = await response.read()
-            if response.status >= 400:
-                raise from_status(worker.name, response.status, raw)
-            return raw
+        return await response.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise unreachable(worker.name, str(exc) or type(exc).__name__) from exc
+    finally:
+        response.release()
 
 
 class SSETurnStream:
@@ -46,15 +62,7 @@ class SSETurnStream:
         self._response: aiohttp.ClientResponse | None = None
 
     async def open(self) -> None:
-        try:
-            response = await self.http.post(self.url, data=self.body, headers=self.worker.headers(self.client_key))
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise unreachable(self.worker.name, str(exc) or type(exc).__name__) from exc
-        if response.status >= 400:
-            raw = await response.read()
-            response.release()
-            raise from_status(self.worker.name, response.status, raw)
-        self._response = response
+        self._response = await post(self.http, self.worker, self.url, self.body, self.client_key)
         if (accepted := on_accepted.get()) is not None:
             await accepted()
 

@@ -149,7 +149,12 @@ class RoutedAdapter:
         tried: set[str] = set()
         last_error: UpstreamError | None = None
         for attempt in range(self.settings.retries + 1):
-            plan = self.plan()
+            try:
+                plan = self.plan()
+            except APIError:
+                if last_error is None:
+                    raise
+                break
             remaining = [c for c in plan if c[0].name not in tried] if attempt else plan
             if not remaining and (isinstance(last_error, EmptyAnswer) or len(self.candidates()) == 1):
                 remaining = plan
