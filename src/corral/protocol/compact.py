@@ -2,11 +2,10 @@
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from corral.protocol.errors import bad_request
 from corral.protocol.request import CreateResponseBody, validate_create_body
-from corral.protocol.validation import api_error_from_validation, json_type_name
+from corral.protocol.validation import parse_body
 
 
 class CompactBody(BaseModel):
@@ -28,14 +27,6 @@ class CompactBody(BaseModel):
 def validate_compact_body(body: Any) -> CreateResponseBody:
     """A compact body, checked field by field, then as the create body whose window it compacts
     (never stored: `store` is false). Raises APIError(400) naming the first bad field."""
-    if not isinstance(body, dict):
-        raise bad_request(
-            f"Invalid type for body: expected an object, but got {json_type_name(body)} instead.",
-            code="invalid_type",
-        )
-    try:
-        parsed = CompactBody.model_validate(body)
-    except ValidationError as exc:
-        raise api_error_from_validation(exc) from None
+    parsed = parse_body(CompactBody, body)
     fields = parsed.model_dump(exclude_none=True, exclude={"image", "prompt_cache_options"})
     return validate_create_body({**fields, "store": False})

@@ -8,11 +8,11 @@ not used for this: as unions of dozens of TypedDicts they give errors that name 
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from corral.protocol.errors import bad_request
 from corral.protocol.tool_choice import validate_tool_choice
-from corral.protocol.validation import api_error_from_validation, json_type_name, validate_metadata
+from corral.protocol.validation import json_type_name, parse_body, validate_metadata
 
 Include = Literal[
     "code_interpreter_call.outputs",
@@ -245,15 +245,7 @@ def check_id_prefix(value: str, prefix: str, param: str) -> None:
 
 def validate_create_body(body: Any) -> CreateResponseBody:
     """Validate a create body; raises APIError(400) naming the first bad field."""
-    if not isinstance(body, dict):
-        raise bad_request(
-            f"Invalid type for body: expected an object, but got {json_type_name(body)} instead.",
-            code="invalid_type",
-        )
-    try:
-        parsed = CreateResponseBody.model_validate(body)
-    except ValidationError as exc:
-        raise api_error_from_validation(exc) from None
+    parsed = parse_body(CreateResponseBody, body)
     if parsed.previous_response_id is not None and parsed.conversation is not None:
         raise bad_request(
             "Mutually exclusive parameters: Ensure you are only providing one of: 'previous_response_id' or "
@@ -298,14 +290,6 @@ class InputTokensBody(_Strict):
 def validate_input_tokens_body(body: Any) -> CreateResponseBody:
     """A token-count body, checked as a create body would be; returned as the create body whose
     input it counts (never stored: `store` is false)."""
-    if not isinstance(body, dict):
-        raise bad_request(
-            f"Invalid type for body: expected an object, but got {json_type_name(body)} instead.",
-            code="invalid_type",
-        )
-    try:
-        parsed = InputTokensBody.model_validate(body)
-    except ValidationError as exc:
-        raise api_error_from_validation(exc) from None
+    parsed = parse_body(InputTokensBody, body)
     fields = parsed.model_dump(exclude_none=True, exclude={"personality"})
     return validate_create_body({**fields, "store": False})

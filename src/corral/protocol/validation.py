@@ -1,11 +1,13 @@
 """Turn pydantic validation errors into OpenAI's 400 envelope, with `param` naming the field."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from corral.protocol.errors import APIError, bad_request
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _TYPE_WORDS = {
     "int": "an integer",
@@ -107,6 +109,20 @@ METADATA_MAX_PAIRS = 16
 METADATA_MAX_KEY = 64
 METADATA_MAX_VALUE = 512
 CONTAINER_NAME_MAX = 256
+
+
+def parse_body(model: type[ModelT], body: Any) -> ModelT:
+    """A request body as `model`: an object, checked field by field. Raises APIError(400) naming
+    the first bad field."""
+    if not isinstance(body, dict):
+        raise bad_request(
+            f"Invalid type for body: expected an object, but got {json_type_name(body)} instead.",
+            code="invalid_type",
+        )
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise api_error_from_validation(exc) from None
 
 
 def validate_metadata(value: Any, param: str = "metadata") -> dict[str, str]:
