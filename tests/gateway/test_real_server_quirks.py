@@ -41,6 +41,7 @@ class StrictChatServer:
     """Replies come from `script` (one per chat call; `("text", t)` when it is empty):
     `("text", t)`, `("call", name, arguments)`, `("empty",)` (no output at all) and
     `("no_finish", t)` (text, then `[DONE]` without a finish_reason), and for streams only
+    `("cut", t)` (text, then the stream stops: no finish_reason, no `[DONE]`) and
     `("error", message)` (one error chunk)."""
 
     def __init__(self) -> None:
@@ -104,10 +105,12 @@ class StrictChatServer:
             payload = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": MODEL, "choices": [choice]}
             return f"data: {json.dumps(payload)}\n\n".encode()
 
-        if reply[0] in ("text", "no_finish"):
+        if reply[0] in ("text", "no_finish", "cut"):
             yield chunk({"role": "assistant", "content": ""})
             for word in reply[1].split(" "):
                 yield chunk({"content": word + " "})
+            if reply[0] == "cut":
+                return
             if reply[0] == "text":
                 yield chunk({}, "stop")
         elif reply[0] == "error":
@@ -294,13 +297,24 @@ def test_empty_turn_after_a_tool_call_fails_the_stored_response(
     assert stored.error.code == "upstream_empty_response"
 
 
-def test_stream_without_finish_reason_is_failed(client: openai.OpenAI, server: StrictChatServer) -> None:
-    server.reset(("no_finish", "half an answer"))
+def test_stream_cut_short_is_failed(client: openai.OpenAI, server: StrictChatServer) -> None:
+    server.reset(("cut", "half an answer"))
     events = read_all(client.responses.stream(model=MODEL, input="hello"))
     assert events[0].type == "response.created" and events[0].response.status == "in_progress"
     assert "response.completed" not in [event.type for event in events]
     stored = client.responses.retrieve(events[0].response.id)
     assert stored.status == "failed"
+
+
+def test_an_answer_ending_with_done_but_no_finish_reason_is_complete(
+    client: openai.OpenAI, server: StrictChatServer
+) -> None:
+    """What llama-cpp-python sends now and then for a whole answer (caught in the real-model tests:
+    text chunks, then `[DONE]`): the server said it is done, so the answer stands."""
+    server.reset(("no_finish", "a whole answer"))
+    events = read_all(client.responses.stream(model=MODEL, input="hello"))
+    assert events[-1].type == "response.completed"
+    assert client.responses.retrieve(events[0].response.id).output_text.strip() == "a whole answer"
 
 
 def test_stream_failing_before_any_event_opens_as_in_progress(client: openai.OpenAI, server: StrictChatServer) -> None:

@@ -44,26 +44,31 @@ class ChatCompletionsAdapter:
 
 class ChatTurnStream(SSETurnStream):
     async def events(self) -> AsyncIterator[dict[str, Any]]:
-        """The translated events. A stream that ends without a `finish_reason` after producing
-        something was cut short (a failure); one that produced nothing at all ends with an empty
-        result, which the router treats as no answer."""
+        """The translated events. A stream that stops without a `finish_reason` and without
+        `[DONE]` after producing something was cut short (a failure). One that says `[DONE]`
+        without a `finish_reason` is complete: llama-cpp-python ends whole answers that way now
+        and then (seen in the real-model tests: text chunks, then `[DONE]`). One that produced
+        nothing at all ends with an empty result, which the router treats as no answer."""
         translator = ChatStreamTranslator()
-        produced = False
+        produced = done = False
         last: collections.deque[bytes] = collections.deque(maxlen=3)
         async for data in self.payloads():
             last.append(data)
             if data == b"[DONE]":
+                done = True
                 break
             for event in translator.feed(orjson.loads(data)):
                 produced = True
                 yield event
         if not translator.finished and produced:
             log.warning(
-                "upstream %s: stream ended without a finish_reason; its last payloads: %s",
+                "upstream %s: stream %s without a finish_reason; its last payloads: %s",
                 self.worker.name,
+                "said [DONE]" if done else "stopped",
                 b" | ".join(last)[:2000],
             )
-            raise self.ended_early("completion")
+            if not done:
+                raise self.ended_early("completion")
         closing, self.result = translator.finish()
         for event in closing:
             yield event
