@@ -14,7 +14,7 @@ from corral.api.http import JSONResponse, page, query_int, query_order, read_jso
 from corral.api.tenancy import tenant_of
 from corral.protocol.errors import bad_request, not_found
 from corral.protocol.request import refuse_skills
-from corral.protocol.validation import json_type_name, validate_container_name
+from corral.protocol.validation import string_field, validate_container_name
 from corral.sessions.containers import ContainerService, container_not_found, container_object, file_object
 
 MAX_EXPIRY_MINUTES = 7 * 24 * 60
@@ -26,21 +26,6 @@ def _service(request: Request) -> ContainerService:
     if service is None:
         raise not_found("Containers are not enabled on this gateway.")
     return service
-
-
-def _string(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise bad_request(f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
-        return None
-    if not isinstance(value, str):
-        raise bad_request(
-            f"Invalid type for '{name}': expected a string, but got {json_type_name(value)} instead.",
-            param=name,
-            code="invalid_type",
-        )
-    return value
 
 
 def _expiry(body: dict[str, Any]) -> int | None:
@@ -82,7 +67,7 @@ async def create_container(request: Request) -> Response:
     for key in body:
         if key not in ("name", "file_ids", "expires_after", "memory_limit", "network_policy", "skills"):
             raise bad_request(f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
-    name = validate_container_name(_string(body, "name", required=True))
+    name = validate_container_name(string_field(body, "name", required=True))
     refuse_skills(body.get("skills"), "skills")
     tenant = tenant_of(request)
     file_ids = []
@@ -99,7 +84,7 @@ async def create_container(request: Request) -> Response:
     record = await service.create(
         tenant,
         name=name,
-        memory_limit=_string(body, "memory_limit"),
+        memory_limit=string_field(body, "memory_limit"),
         expires_after_minutes=expiry,
     )
     if file_ids:

@@ -8,7 +8,7 @@ requests (a Chat upstream's own translation only has to map shapes, never to jud
 from typing import Any
 
 from corral.protocol.errors import bad_request
-from corral.protocol.validation import json_type_name
+from corral.protocol.validation import json_type_name, string_field
 
 MODES = ("none", "auto", "required")
 ALLOWED_TOOLS_MODES = ("auto", "required")
@@ -51,18 +51,7 @@ def _missing(param: str) -> Exception:
 
 
 def _string(choice: dict[str, Any], name: str, where: str, *, required: bool = True) -> str | None:
-    value = choice.get(name)
-    if value is None:
-        if required:
-            raise _missing(f"{where}.{name}")
-        return None
-    if not isinstance(value, str):
-        raise bad_request(
-            f"Invalid type for '{where}.{name}': expected a string, but got {json_type_name(value)} instead.",
-            param=f"{where}.{name}",
-            code="invalid_type",
-        )
-    return value
+    return string_field(choice, name, param=f"{where}.{name}", required=required)
 
 
 def _not_declared(what: str, param: str) -> Exception:

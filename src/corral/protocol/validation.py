@@ -125,6 +125,35 @@ def parse_body(model: type[ModelT], body: Any) -> ModelT:
         raise api_error_from_validation(exc) from None
 
 
+def require_string(value: Any, param: str, *, max_length: int | None = None) -> str:
+    """`value` as a string of at most `max_length` characters; else APIError(400) naming `param`."""
+    if not isinstance(value, str):
+        raise bad_request(
+            f"Invalid type for '{param}': expected a string, but got {json_type_name(value)} instead.",
+            param=param,
+            code="invalid_type",
+        )
+    if max_length is not None and len(value) > max_length:
+        raise bad_request(
+            f"Invalid '{param}': string too long. Expected a string with maximum length {max_length}, "
+            f"but got a string with length {len(value)} instead.",
+            param=param,
+            code="string_above_max_length",
+        )
+    return value
+
+
+def string_field(body: dict[str, Any], name: str, *, param: str | None = None, required: bool = False) -> str | None:
+    """The string at `body[name]`, None when absent (a 400 when `required`); `param` names it in errors."""
+    where = param or name
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise bad_request(f"Missing required parameter: '{where}'.", param=where, code="missing_required_parameter")
+        return None
+    return require_string(value, where)
+
+
 def validate_metadata(value: Any, param: str = "metadata") -> dict[str, str]:
     """OpenAI's limits on every `metadata`: at most 16 pairs, keys up to 64 characters and string
     values up to 512. Raises APIError(400) naming the bad field."""
@@ -149,38 +178,13 @@ def validate_metadata(value: Any, param: str = "metadata") -> dict[str, str]:
                 param=param,
                 code="invalid_value",
             )
-        where = f"{param}.{key}"
-        if not isinstance(item, str):
-            raise bad_request(
-                f"Invalid type for '{where}': expected a string, but got {json_type_name(item)} instead.",
-                param=where,
-                code="invalid_type",
-            )
-        if len(item) > METADATA_MAX_VALUE:
-            raise bad_request(
-                f"Invalid '{where}': string too long. Expected a string with maximum length "
-                f"{METADATA_MAX_VALUE}, but got a string with length {len(item)} instead.",
-                param=where,
-                code="string_above_max_length",
-            )
+        require_string(item, f"{param}.{key}", max_length=METADATA_MAX_VALUE)
     return value
 
 
 def validate_container_name(value: Any, param: str = "name") -> str:
     """A container name: a string of at most 256 characters (the stored column's width)."""
-    if not isinstance(value, str):
-        raise bad_request(
-            f"Invalid type for '{param}': expected a string, but got {json_type_name(value)} instead.",
-            param=param,
-            code="invalid_type",
-        )
-    if len(value) > CONTAINER_NAME_MAX:
-        raise bad_request(
-            f"Invalid '{param}': string too long. Expected a string with maximum length {CONTAINER_NAME_MAX}, "
-            f"but got a string with length {len(value)} instead.",
-            param=param,
-            code="string_above_max_length",
-        )
+    require_string(value, param, max_length=CONTAINER_NAME_MAX)
     if "\x00" in value:
         raise bad_request(
             f"Invalid '{param}': strings cannot contain NUL (\\u0000) characters.", param=param, code="invalid_value"
