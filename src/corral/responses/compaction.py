@@ -23,12 +23,12 @@ import orjson
 from corral.protocol.compact import validate_compact_body
 from corral.protocol.errors import APIError, bad_request
 from corral.protocol.ids import new_id
-from corral.protocol.items import normalize_input, output_text
+from corral.protocol.items import output_text
 from corral.protocol.request import CreateResponseBody
 from corral.protocol.response import add_usage, zero_usage
 from corral.protocol.vocabulary import EventType, ItemType
 from corral.responses.context import RequestContext
-from corral.responses.history import check_input_against_history, load_history, replay_window, resolve_references
+from corral.responses.history import open_request, replay_window, resolve_references
 from corral.responses.sealed import cipher, seal
 from corral.storage import Store
 from corral.upstream.registry import UpstreamRegistry
@@ -158,16 +158,7 @@ async def compact(
     """`POST /v1/responses/compact`: the window's user messages, then one compaction item for
     all of it. Nothing is stored."""
     body = validate_compact_body(raw)
-    ctx = RequestContext(
-        body=body,
-        tenant=tenant,
-        headers=headers,
-        response_id=new_id("resp"),
-        input_items=normalize_input(body.input),
-        client_key=client_key,
-    )
-    await load_history(ctx, store)
-    check_input_against_history(ctx)
+    ctx = await open_request(body, store, tenant=tenant, headers=headers, client_key=client_key)
     history, caller = replay_window(ctx)
     window = [*history, *caller]
     if not window:

@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from corral.protocol.errors import bad_request, not_found
+from corral.protocol.ids import new_id
+from corral.protocol.items import normalize_input
+from corral.protocol.request import CreateResponseBody
 from corral.responses.context import RequestContext
 from corral.responses.sealed import open_compactions
 from corral.storage import NotFound, Store
@@ -18,6 +21,32 @@ _CALL_OUTPUTS = {
     "function_call_output": ("function_call", "function"),
     "shell_call_output": ("shell_call", "shell"),
 }
+
+
+async def open_request(
+    body: CreateResponseBody,
+    store: Store,
+    *,
+    tenant: str,
+    headers: Mapping[str, str],
+    client_key: str | None,
+    memory: Mapping[str, list[dict[str, Any]]] | None = None,
+) -> RequestContext:
+    """A validated body's context: the caller's input normalised, the chain or conversation loaded,
+    and the input checked against it (a tool output answers a call in context)."""
+    conversation = body.conversation
+    ctx = RequestContext(
+        body=body,
+        tenant=tenant,
+        headers=headers,
+        response_id=new_id("resp"),
+        input_items=normalize_input(body.input),
+        conversation_id=conversation if isinstance(conversation, str) or conversation is None else conversation.id,
+        client_key=client_key,
+    )
+    await load_history(ctx, store, memory)
+    check_input_against_history(ctx)
+    return ctx
 
 
 async def load_history(

@@ -20,11 +20,9 @@ from typing import Any
 import orjson
 
 from corral.protocol.errors import APIError
-from corral.protocol.items import normalize_input
 from corral.protocol.request import validate_input_tokens_body
-from corral.responses.context import RequestContext
 from corral.responses.execution import build_execution_request
-from corral.responses.history import check_input_against_history, load_history
+from corral.responses.history import open_request
 from corral.responses.service import ResponsesService, affinity_key
 from corral.upstream.chat.request import build_chat_request
 from corral.upstream.tokenize import CountRequest, UpstreamTokenizer
@@ -103,18 +101,7 @@ async def count_input_tokens(
 ) -> tuple[int, str]:
     """(input tokens, how they were counted: `upstream:<way>` or `local:cl100k_base`)."""
     body = validate_input_tokens_body(raw)
-    conversation = body.conversation
-    ctx = RequestContext(
-        body=body,
-        tenant=tenant,
-        headers=headers,
-        response_id="",
-        input_items=normalize_input(body.input),
-        conversation_id=conversation if isinstance(conversation, str) or conversation is None else conversation.id,
-        client_key=client_key,
-    )
-    await load_history(ctx, service.store)
-    check_input_against_history(ctx)
+    ctx = await open_request(body, service.store, tenant=tenant, headers=headers, client_key=client_key)
     ctx.route = service.registry.resolve(body.model, key=affinity_key(ctx))
     request = build_execution_request(ctx)
     upstream_model = ctx.route.upstream_model

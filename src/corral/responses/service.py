@@ -10,8 +10,6 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from corral.protocol.errors import APIError, public_error, public_message
-from corral.protocol.ids import new_id
-from corral.protocol.items import normalize_input
 from corral.protocol.request import validate_create_body
 from corral.protocol.response import new_response
 from corral.responses.bootstrap import bootstrap_stateful_tools
@@ -20,7 +18,7 @@ from corral.responses.compaction import compact_if_needed
 from corral.responses.context import RequestContext
 from corral.responses.execution import build_execution_request
 from corral.responses.file_inputs import resolve_file_inputs
-from corral.responses.history import check_input_against_history, load_history
+from corral.responses.history import open_request
 from corral.responses.loop import run_tool_loop
 from corral.responses.persist import persist
 from corral.sessions.files import FileService
@@ -85,19 +83,7 @@ class ResponsesService:
     ) -> RequestContext:
         """`memory`: chains kept only by a WebSocket connection, by response id (`load_history`)."""
         body = validate_create_body(raw)
-        conversation = body.conversation
-        conversation_id = conversation if isinstance(conversation, str) or conversation is None else conversation.id
-        ctx = RequestContext(
-            body=body,
-            tenant=tenant,
-            headers=headers,
-            response_id=new_id("resp"),
-            input_items=normalize_input(body.input),
-            conversation_id=conversation_id,
-            client_key=client_key,
-        )
-        await load_history(ctx, self.store, memory)
-        check_input_against_history(ctx)
+        ctx = await open_request(body, self.store, tenant=tenant, headers=headers, client_key=client_key, memory=memory)
         ctx.route = await self.registry.route(body.model, key=affinity_key(ctx), caller=ctx.tenant)
         await resolve_file_inputs(ctx, self.files)
         if not ctx.passthrough:
@@ -106,7 +92,7 @@ class ResponsesService:
         ctx.route.adapter.preflight(build_execution_request(ctx))
         await bootstrap_stateful_tools(ctx, self.bootstrapper, self.store)
         self.tools.bind(ctx)
-        ctx.builder = ResponseBuilder(new_response(ctx.response_id, body, conversation_id=conversation_id))
+        ctx.builder = ResponseBuilder(new_response(ctx.response_id, body, conversation_id=ctx.conversation_id))
         return ctx
 
     async def execute(self, ctx: RequestContext) -> dict[str, Any]:
