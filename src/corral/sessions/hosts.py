@@ -113,12 +113,9 @@ class SandboxHosts:
     async def place(self) -> tuple[str, SandboxBackend]:
         """A host with room for a new container: this process's own when it has room, else the live
         host with the most room."""
-        if not self.shared:
-            assert self.local is not None
+        if self.local is not None and (not self.shared or self.running() < self.capacity):
             return self.host_id, self.local
         hosts = await self.store.sandbox_hosts.live(ttl_s=self.ttl_s)
-        if self.local is not None and self.running() < self.capacity:
-            return self.host_id, self.local
         candidates = [host for host in hosts if host.id != self.host_id and host.containers < host.capacity]
         if not candidates:
             if not hosts and self.local is None:
