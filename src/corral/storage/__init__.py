@@ -17,6 +17,7 @@ from corral.storage.keys import KeyStore
 from corral.storage.responses import ResponseStore
 from corral.storage.sandbox_hosts import SandboxHostStore
 from corral.storage.schema import response_events
+from corral.storage.skills import SkillStore
 
 __all__ = ["NotFound", "Store", "UnstorableText", "upgrade"]
 
@@ -29,6 +30,7 @@ class Store:
         self.conversations = ConversationStore(engine, self.locks)
         self.containers = ContainerStore(engine, self.locks)
         self.files = FileStore(engine, self.locks)
+        self.skills = SkillStore(engine, self.locks)
         self.keys = KeyStore(engine, self.locks)
         self.sandbox_hosts = SandboxHostStore(engine, self.locks)
         self.blobs: BlobStore = DatabaseBlobs(engine, self.locks)

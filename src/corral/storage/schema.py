@@ -181,3 +181,32 @@ background_leases = sa.Table(
     sa.Column("owner", sa.String(200), nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
 )
+
+skills = sa.Table(
+    "skills",
+    metadata,
+    sa.Column("id", sa.String(80), primary_key=True),
+    sa.Column("tenant", sa.String(120), nullable=False),
+    sa.Column("created_at", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("description", sa.String(1024), nullable=False),
+    sa.Column("default_version", sa.Integer, nullable=False),
+    sa.Column("latest_version", sa.Integer, nullable=False),
+    sa.Column("last_issued_version", sa.Integer, nullable=False),
+    sa.Index("ix_skills_tenant_created", "tenant", "created_at"),
+)
+
+skill_versions = sa.Table(
+    "skill_versions",
+    metadata,
+    sa.Column("id", sa.String(80), primary_key=True),
+    sa.Column("skill_id", sa.String(80), sa.ForeignKey("skills.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("description", sa.String(1024), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("files", sa.Integer, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("skill_id", "version", name="uq_skill_versions_number"),
+)
