@@ -14,7 +14,18 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from corral.api import admin, containers, conversations, files, passthrough, responses, sandbox_host, system, uploads
+from corral.api import (
+    admin,
+    containers,
+    conversations,
+    files,
+    passthrough,
+    responses,
+    sandbox_host,
+    skills,
+    system,
+    uploads,
+)
 from corral.api.auth import AuthMiddleware, KeyRing
 from corral.api.body_limit import BodyLimitMiddleware
 from corral.api.errors import ErrorMiddleware, handle_error
@@ -35,6 +46,7 @@ from corral.sessions.container_bootstrapper import ContainerBootstrapper
 from corral.sessions.containers import ContainerService
 from corral.sessions.files import FileService
 from corral.sessions.hosts import SandboxHosts
+from corral.sessions.skills import SkillService
 from corral.sessions.stateful_tools import NoopBootstrapper, load_bootstrapper
 from corral.storage import Store
 from corral.storage.blobs import BlobStore, LocalBlobs
@@ -69,11 +81,12 @@ def build_app(settings: Settings) -> Starlette:
             log.warning("authentication is off: every caller is the one open tenant; serve on localhost only")
         container_service, app.state.sandbox_host = await start_containers(settings, store, quotas)
         file_service = start_files(settings, store, quotas)
+        skill_service = SkillService(store, file_blobs(settings, store))
         bootstrapper = load_bootstrapper(
             settings.bootstrapper,
             {
                 "noop": NoopBootstrapper,
-                "default": (lambda: ContainerBootstrapper(container_service, file_service))
+                "default": (lambda: ContainerBootstrapper(container_service, file_service, skill_service))
                 if container_service
                 else NoopBootstrapper,
             },
@@ -84,6 +97,7 @@ def build_app(settings: Settings) -> Starlette:
         app.state.registry = registry
         app.state.containers = container_service
         app.state.files = file_service
+        app.state.skills = skill_service
         app.state.responses = ResponsesService(
             store=store,
             registry=registry,
@@ -97,6 +111,7 @@ def build_app(settings: Settings) -> Starlette:
         app.state.background = BackgroundRunner(app.state.responses, store, lease_s=settings.background_lease_s)
         app.state.background.start()
         app.state.max_body_bytes = settings.max_body_bytes
+        app.state.websocket_max_age_s = settings.websocket_max_age_s
         app.state.max_upload_body_bytes = settings.max_file_bytes + MULTIPART_OVERHEAD
         await asyncio.to_thread(warm_up)
         freeze_startup_heap()
@@ -124,6 +139,7 @@ def build_app(settings: Settings) -> Starlette:
             *containers.routes,
             *files.routes,
             *uploads.routes,
+            *skills.routes,
             *passthrough.routes,
             *admin.routes,
             *sandbox_host.routes,

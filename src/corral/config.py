@@ -185,6 +185,11 @@ class Settings(BaseModel):
     max_file_bytes: int = Field(
         default=512 * 1024 * 1024, description="Largest file accepted by POST /v1/files and per upload part."
     )
+    websocket_max_age_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How long a WebSocket connection to /v1/responses may stay open (OpenAI's limit: 60 minutes).",
+    )
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

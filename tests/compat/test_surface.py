@@ -127,17 +127,27 @@ def test_local_shell_is_not_described_as_the_sandbox(client: openai.OpenAI, mock
     assert "user" in description
 
 
-@pytest.mark.parametrize(
-    "environment",
-    [
-        {"type": "container_auto", "skills": [{"type": "skill_reference", "skill_id": "skill_1"}]},
-        {"type": "local", "skills": [{"name": "pdf", "description": "PDF tools", "path": "/skills/pdf"}]},
-    ],
-)
-def test_shell_skills_are_refused_not_dropped(
-    client: openai.OpenAI, mock: MockUpstream, environment: dict[str, Any]
-) -> None:
+def test_local_shell_skills_are_named_to_the_model_with_their_paths(client: openai.OpenAI, mock: MockUpstream) -> None:
+    skills = [
+        {"name": "pdf", "description": "PDF tools", "path": "/home/me/skills/pdf"},
+        {"name": "csv", "description": "CSV cleanup", "path": "/home/me/skills/csv"},
+    ]
+    client.responses.create(
+        model="mock-model",
+        input="hi",
+        tools=[{"type": "shell", "environment": {"type": "local", "skills": skills}}],  # type: ignore[list-item]
+    )
+    (sent,) = mock.bodies()
+    shell = next(tool for tool in sent["tools"] if (tool.get("name") or tool["function"]["name"]) == "shell")
+    description = shell.get("description") or shell["function"]["description"]
+    assert "- pdf: PDF tools (/home/me/skills/pdf)" in description
+    assert "- csv: CSV cleanup (/home/me/skills/csv)" in description
+
+
+def test_local_shell_skills_need_a_name_description_and_path(client: openai.OpenAI, mock: MockUpstream) -> None:
+    environment = {"type": "local", "skills": [{"name": "pdf", "description": "PDF tools"}]}
     with pytest.raises(openai.BadRequestError) as raised:
         client.responses.create(model="mock-model", input="hi", tools=[{"type": "shell", "environment": environment}])  # type: ignore[list-item]
-    assert raised.value.param == "tools[0].environment.skills" and raised.value.code == "unsupported_parameter"
+    assert raised.value.param == "tools[0].environment.skills[0].path"
+    assert raised.value.code == "missing_required_parameter"
     assert mock.requests() == []

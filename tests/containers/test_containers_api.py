@@ -42,9 +42,12 @@ def test_bad_container_requests(sandboxed: Gateway, mock: MockUpstream) -> None:
         client.containers.create(name="x", file_ids=["file-1"])
     assert unknown_file.value.param == "file_ids[0]"
     before = len(client.containers.list(limit=100).data)
-    with pytest.raises(openai.BadRequestError) as skills:
+    with pytest.raises(openai.BadRequestError) as malformed:
         client.containers.create(name="x", extra_body={"skills": [{"type": "skill_reference", "skill_id": "s"}]})
-    assert skills.value.param == "skills" and skills.value.code == "unsupported_parameter"
+    assert malformed.value.param == "skills[0].skill_id" and malformed.value.code == "invalid_value"
+    with pytest.raises(openai.NotFoundError) as unknown_skill:
+        client.containers.create(name="x", extra_body={"skills": [{"type": "skill_reference", "skill_id": "skill_1"}]})
+    assert unknown_skill.value.param == "skills[0]"
     assert len(client.containers.list(limit=100).data) == before, "nothing allocated for a refused request"
 
 

@@ -21,6 +21,7 @@ from tests.fixtures.databases import fresh_postgres_url
 from tests.fixtures.sandboxes import TEST_DISK_MB
 from tests.support.mock import MockUpstream
 from tests.support.processes import CorralProcess, corral_processes
+from tests.support.skills import inline
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.postgres]
 
@@ -185,3 +186,32 @@ def test_a_lost_sandbox_host_and_a_lost_replica_lose_nothing(
         assert logs.strip() == "survives its host"
         assert g2.client().responses.retrieve(third.id).previous_response_id == second.id
         assert container_of(fourth) == container_id
+
+
+def test_a_container_whose_host_is_lost_comes_back_with_its_skills(
+    database: str, mock_upstream: MockUpstream, sandbox_python: str, tmp_path: Path
+) -> None:
+    """A container made with a skill through one replica; its host is killed with -9; the next use,
+    through the other replica, finds the skill mounted on the surviving host."""
+    host_config = settings(database, mock_upstream, sandbox_python)
+    gateway_config = settings(database, mock_upstream, sandbox_python, backend="hosts")
+    with corral_processes(tmp_path) as started:
+        hosts = [CorralProcess("sandbox-host", tmp_path / f"host{n}", host_config) for n in (1, 2)]
+        started.extend(hosts)
+        g1 = CorralProcess("serve", tmp_path / "g1", gateway_config)
+        g2 = CorralProcess("serve", tmp_path / "g2", gateway_config)
+        started.extend([g1, g2])
+        container = g1.client().containers.create(name="skilled", skills=[inline()])  # type: ignore[call-arg]
+        doomed = next(host for host in hosts if host.host_id == location(database, container.id))
+        doomed.kill()
+        wait_until_silent(database, doomed.host_id)
+
+        tool = {"type": "shell", "environment": {"type": "container_reference", "container_id": container.id}}
+        response = g2.client().responses.create(
+            model="mock-model",
+            input=call("shell", commands=["/mnt/skills/adder/scripts/add.sh 20 22"]),
+            tools=[tool],  # type: ignore[list-item]
+        )
+        output = next(item for item in response.output if item.type == "shell_call_output")
+        assert output.output[0].stdout == "42\n", output.output  # type: ignore[union-attr]
+        assert location(database, container.id) != doomed.host_id

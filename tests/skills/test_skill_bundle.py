@@ -65,6 +65,12 @@ def test_a_zip_keeps_the_executable_bit_and_drops_folders_and_timestamps() -> No
     assert modes == {"SKILL.md": REG, "scripts/run.py": EXE}
 
 
+def test_a_zip_of_the_skills_files_themselves_is_taken_as_its_folder() -> None:
+    loose = bundle_from_zip(make_zip([("SKILL.md", manifest(), REG), ("scripts/run.py", RUN_PY, EXE)]), param="files")
+    foldered = bundle_from_zip(skill_zip(), param="files")
+    assert loose.digest == foldered.digest and loose.name == "math-reporter"
+
+
 def test_equal_content_gives_equal_bytes() -> None:
     """Whatever the order, timestamps and compression of the upload, and whichever folder name."""
     first = bundle_from_zip(skill_zip(), param="files")
@@ -185,7 +191,11 @@ ZIP_CASES: list[tuple[str, Callable[[], bytes], str]] = [
         lambda: make_zip([("a/SKILL.md", manifest(), REG), ("b/run.py", b"", REG)]),
         "one top-level folder; found 2: 'a', 'b'",
     ),
-    ("file outside a folder", lambda: make_zip([("SKILL.md", manifest(), REG)]), "not inside a folder"),
+    (
+        "file outside the folder",
+        lambda: make_zip([("s/SKILL.md", manifest(), REG), ("README.md", b"", REG)]),
+        "not inside a folder",
+    ),
     ("dot-dot", lambda: make_zip([("s/SKILL.md", manifest(), REG), ("s/../../etc/x", b"", REG)]), "'..'"),
     ("absolute", lambda: make_zip([("/s/SKILL.md", manifest(), REG)]), "must be relative"),
     ("backslash", lambda: make_zip([("s\\SKILL.md", manifest(), REG)]), "not '\\'"),

@@ -13,9 +13,10 @@ from corral.api.files import files_service
 from corral.api.http import JSONResponse, page, query_int, query_order, read_json
 from corral.api.tenancy import tenant_of
 from corral.protocol.errors import bad_request, not_found
-from corral.protocol.request import refuse_skills
+from corral.protocol.request import validate_skills
 from corral.protocol.validation import string_field, validate_container_name
 from corral.sessions.containers import ContainerService, container_not_found, container_object, file_object
+from corral.sessions.requested_skills import resolve_skills
 
 MAX_EXPIRY_MINUTES = 7 * 24 * 60
 UPLOAD_CHUNK = 1024 * 1024
@@ -68,7 +69,7 @@ async def create_container(request: Request) -> Response:
         if key not in ("name", "file_ids", "expires_after", "memory_limit", "network_policy", "skills"):
             raise bad_request(f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
     name = validate_container_name(string_field(body, "name", required=True))
-    refuse_skills(body.get("skills"), "skills")
+    validate_skills(body.get("skills"), "skills")
     tenant = tenant_of(request)
     file_ids = []
     if body.get("file_ids") is not None:
@@ -81,11 +82,15 @@ async def create_container(request: Request) -> Response:
         )
     expiry = _expiry(body)
     service = _service(request)
+    skills = await resolve_skills(
+        getattr(request.app.state, "skills", None), tenant, body.get("skills") or [], "skills"
+    )
     record = await service.create(
         tenant,
         name=name,
         memory_limit=string_field(body, "memory_limit"),
         expires_after_minutes=expiry,
+        skills=skills,
     )
     if file_ids:
         try:

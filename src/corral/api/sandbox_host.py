@@ -15,8 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from corral.sessions.backends.base import SandboxBackend
+from corral.sessions.backends.base import SandboxBackend, SandboxFileError
 from corral.sessions.backends.remote import wire
+from corral.sessions.skill_bundle import MAX_UPLOAD_BYTES as MAX_SKILL_ARCHIVE_BYTES
 
 T = TypeVar("T")
 
@@ -120,6 +121,14 @@ async def _delete_file(request: Request, backend: SandboxBackend, container_id: 
     return _json({"deleted": await backend.delete_file(container_id, request.path_params["path"])})
 
 
+async def _install_skill(request: Request, backend: SandboxBackend, container_id: str) -> Response:
+    body = await request.body()
+    if len(body) > MAX_SKILL_ARCHIVE_BYTES:
+        raise SandboxFileError("the skill archive is too large")
+    await backend.install_skill(container_id, request.path_params["name"], body)
+    return _json({})
+
+
 async def _stop(request: Request, backend: SandboxBackend, container_id: str) -> Response:
     await backend.stop(container_id)
     return _json({})
@@ -143,4 +152,5 @@ routes = [
     Route(_CONTAINER + "/files/{path:path}", _endpoint(_read), methods=["GET"]),
     Route(_CONTAINER + "/files/{path:path}", _endpoint(_write), methods=["PUT"]),
     Route(_CONTAINER + "/files/{path:path}", _endpoint(_delete_file), methods=["DELETE"]),
+    Route(_CONTAINER + "/skills/{name}", _endpoint(_install_skill), methods=["PUT"]),
 ]

@@ -18,6 +18,11 @@ they are gone with the connection. When the client goes away, a stored response 
 on to completion and is persisted; an unstored one is cancelled.
 
 Authentication happens at the upgrade (`AuthMiddleware`); quotas are taken per response.
+
+A connection lives at most `websocket_max_age_s` (60 minutes, as OpenAI's): then an `error` event
+with code `websocket_connection_limit_reached` says so, the responses in flight finish, and the
+connection closes; the client opens a new one. `response.steer` is answered with
+`response.steer.failed` (`steering_not_supported`): the input was not taken.
 """
 
 import asyncio
@@ -44,7 +49,10 @@ log = logging.getLogger(__name__)
 MEMORY_SIZE = 16
 """Unstored responses a connection keeps for `previous_response_id`."""
 CREATE = "response.create"
-"""The one client event: a response to make."""
+"""The client event that makes a response."""
+STEER = "response.steer"
+LIMIT_REACHED = "websocket_connection_limit_reached"
+DEFAULT_MAX_AGE_S = 3600.0
 _ENVELOPE = ("type", "stream", "stream_id", "generate")
 """Fields of `response.create` that belong to the WebSocket envelope, not to the create body."""
 
@@ -96,12 +104,19 @@ class ResponsesSocket:
         self.lanes: dict[str | None, Lane] = {}
         self.send_lock = asyncio.Lock()
         self.closed = False
+        self.max_age_s: float = getattr(state, "websocket_max_age_s", DEFAULT_MAX_AGE_S)
 
     async def serve(self) -> None:
         await self.websocket.accept()
+        deadline = asyncio.get_running_loop().time() + self.max_age_s
         try:
             while True:
-                message = await self.websocket.receive()
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        message = await self.websocket.receive()
+                except TimeoutError:
+                    await self.close_at_limit()
+                    break
                 if message["type"] == "websocket.disconnect":
                     break
                 text = message.get("text")
@@ -123,6 +138,27 @@ class ResponsesSocket:
             finishing.append(lane.task)
         if finishing:
             await asyncio.gather(*finishing, return_exceptions=True)
+
+    async def close_at_limit(self) -> None:
+        """Say the connection reached its age, let the responses in flight finish, then close."""
+        minutes = self.max_age_s / 60
+        await self.refuse(
+            APIError(
+                400,
+                f"Responses websocket connection limit reached ({minutes:g} minutes). Create a new websocket "
+                "connection to continue.",
+                type="invalid_request_error",
+                code=LIMIT_REACHED,
+            )
+        )
+        running = [lane.task for lane in self.lanes.values() if lane.task is not None]
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        if not self.closed:
+            try:
+                await self.websocket.close(code=1000)
+            except (RuntimeError, OSError):
+                pass
 
     async def send(self, data: bytes) -> None:
         if self.closed:
@@ -161,6 +197,9 @@ class ResponsesSocket:
                 )
             )
             return
+        if kind == STEER:
+            await self.refuse_steer(event)
+            return
         if kind != CREATE:
             await self.refuse(
                 bad_request(
@@ -178,6 +217,24 @@ class ResponsesSocket:
             lane.task = asyncio.create_task(self.run_lane(lane, stream_id))
         else:
             lane.queue.put_nowait(event)
+
+    async def refuse_steer(self, event: dict[str, Any]) -> None:
+        steer = {"previous_response_id": event.get("previous_response_id"), "input": event.get("input")}
+        await self.send(
+            orjson.dumps(
+                {
+                    "type": "response.steer.failed",
+                    "sequence_number": 0,
+                    "steer": steer,
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "steering_not_supported",
+                        "message": "Steering is not supported by this gateway: the input was not queued. Send it "
+                        "in the next response.create.",
+                    },
+                }
+            )
+        )
 
     async def run_lane(self, lane: Lane, stream_id: str | None) -> None:
         """Run the lane's queue dry, then retire the lane (a new message makes a new one)."""

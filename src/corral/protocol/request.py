@@ -111,6 +111,14 @@ def _type_error(param: str, expected: type | tuple[type, ...], value: Any) -> Ex
     )
 
 
+def _invalid_value(value: Any, allowed: tuple[str, ...], param: str) -> Exception:
+    return bad_request(
+        f"Invalid value: '{value}'. Supported values are: " + ", ".join(f"'{name}'" for name in allowed) + ".",
+        param=param,
+        code="invalid_value",
+    )
+
+
 def _check_fields(item: dict[str, Any], required: tuple[tuple[str, Any], ...], where: str) -> None:
     for name, kind in required:
         if name not in item:
@@ -148,13 +156,7 @@ def _validate_part(part: Any, where: str) -> None:
         raise _type_error(where, dict, part)
     part_type = part.get("type")
     if part_type not in _PART_REQUIRED:
-        raise bad_request(
-            f"Invalid value: '{part_type}'. Supported values are: "
-            + ", ".join(f"'{name}'" for name in _PART_REQUIRED)
-            + ".",
-            param=f"{where}.type",
-            code="invalid_value",
-        )
+        raise _invalid_value(part_type, tuple(_PART_REQUIRED), f"{where}.type")
     _check_fields(part, tuple((name, str) for name in _PART_REQUIRED[part_type] if name != "input_audio"), where)
 
 
@@ -171,18 +173,47 @@ def refuse_compaction_trigger(items: list[Any]) -> None:
             )
 
 
-def refuse_skills(skills: Any, param: str) -> None:
-    """Skills (inline zip bundles, `skill_reference` ids, local skill paths) are not supported
-    yet: a request that names any is refused, never run without them. An empty list asks for
-    nothing and passes."""
-    if skills is None or skills == []:
+MAX_SKILLS = 200
+
+
+def validate_skills(skills: Any, param: str, *, local: bool = False) -> None:
+    """The shape of a `skills` list: hosted skills are `skill_reference`s or `inline` zip bundles;
+    a local shell's are `{name, description, path}` on the client's machine."""
+    if skills is None:
         return
-    raise bad_request(
-        f"Unsupported parameter: '{param}'. Skills are not supported by this gateway yet; remove them from "
-        "the request.",
-        param=param,
-        code="unsupported_parameter",
-    )
+    if not isinstance(skills, list):
+        raise _type_error(param, list, skills)
+    if len(skills) > MAX_SKILLS:
+        raise bad_request(
+            f"Invalid '{param}': array too long. Expected an array with maximum length {MAX_SKILLS}, "
+            f"but got an array with length {len(skills)} instead.",
+            param=param,
+            code="array_above_max_length",
+        )
+    for index, skill in enumerate(skills):
+        where = f"{param}[{index}]"
+        if not isinstance(skill, dict):
+            raise _type_error(where, dict, skill)
+        if local:
+            _check_fields(skill, (("name", str), ("description", str), ("path", str)), where)
+            continue
+        kind = skill.get("type")
+        if kind == "skill_reference":
+            _check_fields(skill, (("skill_id", str),), where)
+            check_id_prefix(skill["skill_id"], "skill", f"{where}.skill_id")
+            version = skill.get("version")
+            if version is not None and (isinstance(version, bool) or not isinstance(version, int | str)):
+                raise _type_error(f"{where}.version", str, version)
+        elif kind == "inline":
+            _check_fields(skill, (("name", str), ("description", str), ("source", dict)), where)
+            source = skill["source"]
+            if source.get("type") != "base64":
+                raise _invalid_value(source.get("type"), ("base64",), f"{where}.source.type")
+            if source.get("media_type") != "application/zip":
+                raise _invalid_value(source.get("media_type"), ("application/zip",), f"{where}.source.media_type")
+            _check_fields(source, (("data", str),), f"{where}.source")
+        else:
+            raise _invalid_value(kind, ("skill_reference", "inline"), f"{where}.type")
 
 
 def validate_tool(tool: Any, where: str) -> None:
@@ -207,11 +238,7 @@ def validate_tool(tool: Any, where: str) -> None:
         container = tool["container"]
         if isinstance(container, dict):
             if container.get("type") != "auto":
-                raise bad_request(
-                    f"Invalid value: '{container.get('type')}'. Supported values are: 'auto'.",
-                    param=f"{where}.container.type",
-                    code="invalid_value",
-                )
+                raise _invalid_value(container.get("type"), ("auto",), f"{where}.container.type")
         elif not isinstance(container, str):
             raise _type_error(f"{where}.container", str, container)
     elif tool_type == "shell":
@@ -229,7 +256,15 @@ def validate_tool(tool: Any, where: str) -> None:
                 )
             if kind == "container_reference":
                 _check_fields(environment, (("container_id", str),), f"{where}.environment")
-            refuse_skills(environment.get("skills"), f"{where}.environment.skills")
+                if "skills" in environment:
+                    param = f"{where}.environment.skills"
+                    raise bad_request(
+                        f"Unknown parameter: '{param}'. Skills are mounted with 'container_auto', or given to "
+                        "a container when it is created.",
+                        param=param,
+                        code="unknown_parameter",
+                    )
+            validate_skills(environment.get("skills"), f"{where}.environment.skills", local=kind == "local")
 
 
 def check_id_prefix(value: str, prefix: str, param: str) -> None:

@@ -38,8 +38,9 @@ class ToolRegistry:
         ]
         if declarations:
             tools.append(McpTool(declarations, ctx.history, ctx.input_items))
-        if not ctx.passthrough and any(is_client_shell(tool) for tool in ctx.body.tools or []):
-            tools.append(ClientShellTool())
+        client_shells = [tool for tool in ctx.body.tools or [] if is_client_shell(tool)]
+        if not ctx.passthrough and client_shells:
+            tools.append(ClientShellTool((client_shells[0].get("environment") or {}).get("skills") or []))
         if not ctx.passthrough and any(tool.get("type") == "local_shell" for tool in ctx.body.tools or []):
             tools.append(LegacyLocalShellTool())
         if self.containers is not None:

@@ -11,16 +11,25 @@
 `file_ids` on an auto container (checked first: an unknown id fails the request before a container
 is made) are copied into its /mnt/data, each once: a reused container keeps the copies it has.
 
+`skills` of an auto shell (inline bundles, `skill_reference`s) are resolved first too, then
+mounted read-only at /mnt/skills/<name> in the auto container; a reused container keeps the skills
+it has and gets only what it lacks.
+
 All auto tools of one request share one container. It injects one developer message ahead of the
-caller's input saying where the working directory is and which files are in it.
+caller's input saying where the working directory is, which files are in it and which skills are
+mounted.
 """
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from corral.protocol.errors import CorralError, InvalidRequest, NotFound
+from corral.sessions.container_skills import SKILLS_ROOT, MountedSkill
 from corral.sessions.containers import DATA_ROOT, ContainerService
 from corral.sessions.files import FileService
+from corral.sessions.requested_skills import resolve_skills
+from corral.sessions.skill_bundle import SkillBundle
+from corral.sessions.skills import SkillService
 from corral.sessions.stateful_tools import (
     BootstrapRequest,
     BootstrapResult,
@@ -60,7 +69,9 @@ def containers_in_history(history: Sequence[Mapping[str, Any]], kinds: set[str])
     return found
 
 
-def context_message(container_id: str, files: list[dict[str, Any]]) -> dict[str, Any]:
+def context_message(
+    container_id: str, files: list[dict[str, Any]], skills: Sequence[MountedSkill] = ()
+) -> dict[str, Any]:
     if files:
         listing = "\n".join(f"- {f['path']} ({f['bytes']} bytes)" for f in files)
         body = f"Files currently in {DATA_ROOT}:\n{listing}"
@@ -71,13 +82,22 @@ def context_message(container_id: str, files: list[dict[str, Any]]) -> dict[str,
         f"directory is {DATA_ROOT}; files saved there persist across calls and can be offered to the user as "
         f"sandbox:{DATA_ROOT}/<name> links. {body}"
     )
+    if skills:
+        listing = "\n".join(f"- {skill.name}: {skill.description} ({skill.path}/SKILL.md)" for skill in skills)
+        text += (
+            f"\nSkills are mounted read-only under {SKILLS_ROOT}. When a task matches a skill, read its SKILL.md "
+            f"first and follow it; paths in it are relative to the skill's folder.\n{listing}"
+        )
     return {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": text}]}
 
 
 class ContainerBootstrapper:
-    def __init__(self, containers: ContainerService, files: FileService | None = None) -> None:
+    def __init__(
+        self, containers: ContainerService, files: FileService | None = None, skills: SkillService | None = None
+    ) -> None:
         self.containers = containers
         self.files = files
+        self.skills = skills
 
     async def bootstrap(self, request: BootstrapRequest) -> BootstrapResult:
         prepared: dict[str, dict[str, Any]] = {}
@@ -95,7 +115,8 @@ class ContainerBootstrapper:
                 prepared[tool.kind] = {"container_id": container_id}
         first = next(iter(prepared.values()))["container_id"]
         files = await self.containers.list_files(request.tenant, first)
-        return BootstrapResult(injected_items=[context_message(first, files)], prepared=prepared)
+        skills = await self.containers.skills_of(request.tenant, first)
+        return BootstrapResult(injected_items=[context_message(first, files, skills)], prepared=prepared)
 
     async def _explicit(self, request: BootstrapRequest, tool: StatefulToolDeclaration, container_id: str) -> None:
         param = (
@@ -113,6 +134,7 @@ class ContainerBootstrapper:
         Containers API, not of this request."""
         options = auto_options(tools[0])
         file_ids = await self._file_ids(request, tools)
+        skills = await self._skills(request, tools)
         try:
             container_id = await self.containers.auto(
                 request.tenant,
@@ -125,9 +147,22 @@ class ContainerBootstrapper:
                 await self.files.copy_into_container(
                     self.containers, request.tenant, container_id, file_ids, skip_present=True
                 )
+            if skills:
+                await self.containers.mount_skills(request.tenant, container_id, skills)
         except CorralError as exc:
             raise exc.replace(param=None) from exc
         return container_id
+
+    async def _skills(self, request: BootstrapRequest, tools: list[StatefulToolDeclaration]) -> list[SkillBundle]:
+        """The skills of every auto shell, resolved before any container is made."""
+        found: dict[str, SkillBundle] = {}
+        for tool in tools:
+            specs = auto_options(tool).get("skills") if tool.kind == "shell" else None
+            if specs:
+                param = f"tools[{tool.index}].environment.skills"
+                for bundle in await resolve_skills(self.skills, request.tenant, list(specs), param):
+                    found[bundle.name] = bundle
+        return list(found.values())
 
     async def _file_ids(self, request: BootstrapRequest, tools: list[StatefulToolDeclaration]) -> list[str]:
         """The `file_ids` of every auto tool, checked before any container is made (unknown is a 404)."""

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,8 +29,10 @@ from corral.sessions.backends.base import (
     SandboxFileError,
     ShellResult,
 )
+from corral.sessions.container_skills import ContainerSkills, MountedSkill, mounted_skills
 from corral.sessions.file_keeper import FileKeeper
 from corral.sessions.hosts import SandboxHosts
+from corral.sessions.skill_bundle import SkillBundle
 from corral.storage import Store
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,7 @@ class ContainerService:
         self.store = store
         self.hosts = hosts
         self.files = FileKeeper(store.blobs, enabled=hosts.shared)
+        self.skills = ContainerSkills(store, keep=hosts.shared)
         self.default_expiry_minutes = default_expiry_minutes
         self.execution_timeout_s = execution_timeout_s
         self.clock = clock
@@ -130,7 +133,9 @@ class ContainerService:
         name: str,
         memory_limit: str | None = None,
         expires_after_minutes: int | None = None,
+        skills: Sequence[SkillBundle] = (),
     ) -> dict[str, Any]:
+        """A new running container, with `skills` mounted (resolved by the caller beforehand)."""
         memory_limit = memory_limit or "1g"
         if memory_limit not in MEMORY_LIMITS:
             raise InvalidRequest(
@@ -152,8 +157,11 @@ class ContainerService:
             "memory_limit": memory_limit,
             "backend": backend.name,
             "location": host_id,
+            "extra": {},
         }
         try:
+            if skills:
+                record["extra"] = await self.skills.install(backend, tenant, record, skills)
             return await self.store.containers.create(tenant, record)
         except BaseException:
             await backend.destroy(container_id)
@@ -246,6 +254,19 @@ class ContainerService:
             return await self._expire(current)
         return None
 
+    async def mount_skills(self, tenant: str, container_id: str, bundles: Sequence[SkillBundle]) -> None:
+        """Mount skills in a live container; one it already holds (same name and content) is not
+        installed again."""
+        with self._using(container_id):
+            backend = await self._ready(tenant, container_id)
+            async with self.store.lock(f"container-skills:{container_id}"):
+                record = await self.require_live(tenant, container_id)
+                extra = await self.skills.install(backend, tenant, record, bundles)
+                await self.store.containers.update(tenant, container_id, extra=extra)
+
+    async def skills_of(self, tenant: str, container_id: str) -> list[MountedSkill]:
+        return mounted_skills(await self.require_live(tenant, container_id))
+
     async def auto(
         self,
         tenant: str,
@@ -306,6 +327,7 @@ class ContainerService:
             except SandboxError:
                 log.warning("container %s: its host could not delete it; its files go with the host", container_id)
         await self.files.forget_container(container_id)
+        await self.skills.forget(container_id)
         return await self.store.containers.delete(tenant, container_id)
 
     async def _expire(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -362,14 +384,16 @@ class ContainerService:
             missing = await self.files.restore(
                 backend, container_id, [record["path"].removeprefix(DATA_ROOT + "/") for record in files]
             )
+            skills_missing = await self.skills.restore(backend, record)
             await self.store.containers.update(tenant, container_id, location=host_id)
             log.warning(
-                "container %s: host %s is gone; started again on %s (%d files restored, %d missing)",
+                "container %s: host %s is gone; started again on %s (%d files restored, %d missing; lost skills: %s)",
                 container_id,
                 record["location"],
                 host_id,
                 len(files) - len(missing),
                 len(missing),
+                ", ".join(skills_missing) or "none",
             )
             self._moved.add(container_id)
             return backend

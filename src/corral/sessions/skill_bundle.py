@@ -46,6 +46,8 @@ MANIFEST = "SKILL.md"
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 READ_CHUNK = 64 * 1024
 
+_ROOT_FOLDER = "skill"
+"""The folder a zip with SKILL.md at its root is taken as."""
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _OPENING = re.compile(r"---[ \t]*\r?\n")
@@ -83,9 +85,22 @@ class _Entry:
         return "/".join(self.parts)
 
 
+def check_skill_name(name: str) -> None:
+    """ValueError unless `name` can be a skill's folder (one safe path component)."""
+    if not _NAME.fullmatch(name):
+        raise ValueError(
+            f"{name[:80]!r} is not a skill name: use 1 to 64 letters, digits, '.', '_' or '-', starting with a "
+            "letter, digit or '_'."
+        )
+
+
 def bundle_from_zip(data: bytes, *, param: str) -> SkillBundle:
-    """A bundle from one zip holding one top-level folder."""
-    return _bundle(_zip_entries(data, param=param), param=param)
+    """A bundle from one zip holding one top-level folder, or the skill's files themselves (a
+    SKILL.md at the zip's root, as some tools zip a skill)."""
+    entries = _zip_entries(data, param=param)
+    if any(len(entry.parts) == 1 and entry.parts[0].lower() == "skill.md" for entry in entries):
+        entries = [_Entry((_ROOT_FOLDER, *entry.parts), entry.data, entry.executable) for entry in entries]
+    return _bundle(entries, param=param)
 
 
 def bundle_from_files(files: list[tuple[str, bytes]], *, param: str) -> SkillBundle:
@@ -316,12 +331,10 @@ def _front_matter(data: bytes, *, param: str) -> tuple[str, str]:
             "SKILL.md's front matter must be a YAML mapping with 'name' and 'description'.", param=param
         )
     name = _text_field(matter, "name", param=param)
-    if not _NAME.fullmatch(name):
-        raise InvalidRequest(
-            f"Invalid skill name {name[:80]!r} in SKILL.md: use 1 to 64 letters, digits, '.', '_' or '-', "
-            "starting with a letter, digit or '_'.",
-            param=param,
-        )
+    try:
+        check_skill_name(name)
+    except ValueError as exc:
+        raise InvalidRequest(f"Invalid skill name in SKILL.md: {exc}", param=param) from None
     description = _text_field(matter, "description", param=param)
     if len(description) > MAX_DESCRIPTION_CHARS:
         raise InvalidRequest(

@@ -91,10 +91,22 @@ class _ShellFunction:
 
 
 class ClientShellTool(_ShellFunction):
-    """`shell` with a local environment: the client runs the commands, so the call ends the response."""
+    """`shell` with a local environment: the client runs the commands, so the call ends the response.
+    The skills it declares are on the client's machine, at the paths it gives: the model is told
+    where, and reads them with the shell like anything else there."""
+
+    def __init__(self, skills: list[dict[str, Any]] | None = None) -> None:
+        self.skills = skills or []
 
     def function_tools(self) -> list[dict[str, Any]]:
-        return [shell_function(LOCAL_DESCRIPTION)]
+        description = LOCAL_DESCRIPTION
+        if self.skills:
+            listing = "\n".join(f"- {skill['name']}: {skill['description']} ({skill['path']})" for skill in self.skills)
+            description += (
+                "\nSkills on the user's machine: when a task matches one, read the SKILL.md in its folder first "
+                f"and follow it.\n{listing}"
+            )
+        return [shell_function(description)]
 
     async def execute(self, call: ToolCall, emitter: OutputWriter) -> ToolOutcome:
         shell_call, *_ = await announce_shell_call(emitter, call, {"type": "local"})

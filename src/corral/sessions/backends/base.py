@@ -121,6 +121,11 @@ class SandboxBackend(Protocol):
         """Remove the entry itself; False if there was none."""
         ...
 
+    async def install_skill(self, container_id: str, name: str, archive: bytes) -> None:
+        """Unpack a normalised skill archive (see `skill_bundle`) read-only at /mnt/skills/<name>,
+        replacing a skill of that name."""
+        ...
+
     async def stop(self, container_id: str) -> None:
         """Kill its processes and free resources; keep its files (expiry)."""
         ...

@@ -1,7 +1,8 @@
 """LocalSandboxBackend: containers as bubblewrap sandboxes on this host.
 
 Layout: `<data_dir>/containers/<id>/` is root's (mode 0711); in it `disk.img` is the container's own
-filesystem, loop-mounted on `data`, which is /mnt/data inside; the kernel's IPC sockets live in a
+filesystem, loop-mounted on `data`, which is /mnt/data inside; `skills` (root's) is /mnt/skills,
+read-only; the kernel's IPC sockets live in a
 run directory under a short path. Each container runs as a uid of its own. A warm pool keeps
 sandboxes with a started kernel ready in `.pool-*` directories; a new container takes one by
 renaming its directory (mounts follow it). Container files are only ever touched through
@@ -27,7 +28,7 @@ from corral.sessions.backends.base import (
     SandboxUnavailableError,
     ShellResult,
 )
-from corral.sessions.backends.local import files
+from corral.sessions.backends.local import files, skills
 from corral.sessions.backends.local.bwrap import SandboxIdentity
 from corral.sessions.backends.local.disk import DATA_DIR, ContainerDisks
 from corral.sessions.backends.local.kernel import KernelDied, KernelSession
@@ -316,6 +317,10 @@ class LocalSandboxBackend:
     async def delete_file(self, container_id: str, path: str) -> bool:
         return await asyncio.to_thread(files.delete, self._data(container_id), path)
 
+    async def install_skill(self, container_id: str, name: str, archive: bytes) -> None:
+        sandbox = self._get(container_id)
+        await asyncio.to_thread(skills.install, sandbox.root / skills.SKILLS_DIR, name, archive)
+
     async def _recover_if_saturated(self, sandbox: Sandbox) -> bool:
         """A container whose process limit is exhausted (a fork bomb) gets all its processes killed."""
         if not await asyncio.to_thread(sandbox.cgroups.saturated):
@@ -364,11 +369,12 @@ class LocalSandboxBackend:
 
 
 def _prepare_dirs(root: Path, run: Path, identity: SandboxIdentity) -> None:
-    """The container's directory is root's and only traversable; /mnt/data and the run directory
-    are the container's uid's."""
+    """The container's directory is root's and only traversable, and so is its skills directory;
+    /mnt/data and the run directory are the container's uid's."""
     RUN_BASE.mkdir(mode=0o711, exist_ok=True)
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o711)
+    (root / skills.SKILLS_DIR).mkdir(mode=0o755, exist_ok=True)
     for directory in (root / DATA_DIR, run):
         directory.mkdir(exist_ok=True)
         if os.getuid() == 0:

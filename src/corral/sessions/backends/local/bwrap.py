@@ -8,6 +8,8 @@ from pathlib import Path
 
 SANDBOX_DATA = "/mnt/data"
 SANDBOX_RUN = "/run/corral"
+SANDBOX_SKILLS = "/mnt/skills"
+SKILLS_DIR = "skills"
 _ETC_FILES = (
     "ld.so.cache",
     "ld.so.conf",
@@ -120,6 +122,8 @@ class BwrapInvocation:
 def bwrap_invocation(
     data_dir: Path, run_dir: Path, python: str, identity: SandboxIdentity, argv: list[str]
 ) -> BwrapInvocation:
+    """The sandbox of a container whose directory holds `data` (its disk, /mnt/data) and, when it
+    has one, `skills` (root's, read-only at /mnt/skills)."""
     options = [
         *identity.namespaces(),
         "--hostname", SANDBOX_HOSTNAME,
@@ -147,6 +151,7 @@ def bwrap_invocation(
     options += [
         "--bind", str(data_dir), SANDBOX_DATA,
         "--bind", str(run_dir), SANDBOX_RUN,
+        "--ro-bind-try", str(data_dir.parent / SKILLS_DIR), SANDBOX_SKILLS,
         "--chdir", SANDBOX_DATA,
         "--clearenv",
         "--setenv", "HOME", "/tmp",

@@ -7,6 +7,7 @@ it runs.
 
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -116,6 +117,19 @@ class RemoteSandboxBackend:
     async def delete_file(self, container_id: str, path: str) -> bool:
         body = await self._request("DELETE", wire.file_path(container_id, path))
         return bool(body["deleted"])
+
+    async def install_skill(self, container_id: str, name: str, archive: bytes) -> None:
+        try:
+            async with self.http.put(
+                self.url + wire.container_path(container_id, "skills/" + quote(name, safe="")),
+                data=archive,
+                headers={**self.headers, "content-type": "application/zip"},
+                timeout=aiohttp.ClientTimeout(total=60),
+            ) as response:
+                if response.status >= 400:
+                    raise wire.error(orjson.loads(await response.read() or b"{}"))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SandboxUnavailableError(f"sandbox host {self.host_id} did not answer") from exc
 
     async def stop(self, container_id: str) -> None:
         await self._request("POST", wire.container_path(container_id, "stop"))
