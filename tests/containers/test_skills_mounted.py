@@ -12,11 +12,9 @@ from typing import Any
 import openai
 import pytest
 
-from tests.conftest import Gateway, start_gateway
-from tests.fixtures.databases import fresh_postgres_url
-from tests.fixtures.sandboxes import sandbox_settings
+from tests.conftest import Gateway
 from tests.support.mock import MockUpstream, sent_texts
-from tests.support.processes import CorralProcess, corral_processes
+from tests.support.sandboxed import sandboxed_gateway
 from tests.support.skills import inline, skill_zip
 
 pytestmark = pytest.mark.sandbox
@@ -43,19 +41,10 @@ def gateway(
     sandbox_python: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
-    root = tmp_path_factory.mktemp(f"skills-{request.param}")
-    settings = sandbox_settings(sandbox_python)
-    if request.param == "local":
-        with start_gateway(mock_upstream, root, sandbox=settings) as gw:
-            yield gw
-        return
-    with fresh_postgres_url() as url, corral_processes(root) as started:
-        started.append(
-            CorralProcess("sandbox-host", root / "host", {"database": url, "sandbox": settings.model_dump()})
-        )
-        remote = settings.model_copy(update={"backend": "hosts"})
-        with start_gateway(mock_upstream, root / "gateway", sandbox=remote, database=url) as gw:
-            yield gw
+    with sandboxed_gateway(
+        request.param, mock_upstream, sandbox_python, tmp_path_factory.mktemp(f"skills-{request.param}")
+    ) as gw:
+        yield gw
 
 
 def test_an_inline_skill_is_mounted_read_only_and_named_to_the_model(gateway: Gateway, mock: MockUpstream) -> None:

@@ -24,7 +24,7 @@ from tests.conftest import Gateway, start_gateway
 from tests.fixtures.databases import fresh_postgres_url
 from tests.fixtures.sandboxes import TEST_DISK_MB, sandbox_settings
 from tests.support.mock import MockUpstream
-from tests.support.processes import CorralProcess, corral_processes
+from tests.support.sandboxed import sandboxed_gateway
 
 pytestmark = pytest.mark.sandbox
 
@@ -44,19 +44,10 @@ def gateway(
 ) -> Iterator[Gateway]:
     """A gateway with its own sandboxes, and one whose containers run on a `corral sandbox-host`
     process (the attacks then go through the internal API to another root process)."""
-    root = tmp_path_factory.mktemp(f"attacked-{request.param}")
-    settings = sandbox_settings(sandbox_python)
-    if request.param == "local":
-        with start_gateway(mock_upstream, root, sandbox=settings) as gw:
-            yield gw
-        return
-    with fresh_postgres_url() as url, corral_processes(root) as started:
-        started.append(
-            CorralProcess("sandbox-host", root / "host", {"database": url, "sandbox": settings.model_dump()})
-        )
-        remote = settings.model_copy(update={"backend": "hosts"})
-        with start_gateway(mock_upstream, root / "gateway", sandbox=remote, database=url) as gw:
-            yield gw
+    with sandboxed_gateway(
+        request.param, mock_upstream, sandbox_python, tmp_path_factory.mktemp(f"attacked-{request.param}")
+    ) as gw:
+        yield gw
 
 
 @pytest.fixture()
