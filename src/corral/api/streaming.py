@@ -30,8 +30,33 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _detached: set[asyncio.Task[object]] = set()
 
 
+_HEADS: dict[str, bytes] = {}
+"""`event: <type>\ndata: ` by event type, made once per type (a bounded number of them)."""
+
+
+def _head(kind: str) -> bytes:
+    head = _HEADS.get(kind)
+    if head is None:
+        head = b"event: " + kind.encode() + b"\ndata: "
+        if len(_HEADS) < 512:
+            _HEADS[kind] = head
+    return head
+
+
 def sse_frame(event: dict[str, Any]) -> bytes:
-    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+    return _head(event["type"]) + orjson.dumps(event) + b"\n\n"
+
+
+def sse_frames(events: list[dict[str, Any]]) -> bytes:
+    """The frames of several events, as one piece of bytes."""
+    parts: list[bytes] = []
+    add = parts.append
+    dumps = orjson.dumps
+    for event in events:
+        add(_head(event["type"]))
+        add(dumps(event))
+        add(b"\n\n")
+    return b"".join(parts)
 
 
 class ReadyFrames:
@@ -82,7 +107,11 @@ async def stream_events(
     async def sink(event: dict[str, Any]) -> None:
         ready.put(sse_frame(event))
 
-    response.emitter.attach(sink)
+    async def sink_batch(events: list[dict[str, Any]]) -> None:
+        if events:
+            ready.put(sse_frames(events))
+
+    response.emitter.attach(sink, sink_batch)
 
     async def guarded() -> object:
         try:

@@ -17,6 +17,8 @@ from corral.protocol.vocabulary import EventType
 
 Consumer = Callable[[dict[str, Any]], Awaitable[None]]
 """Takes one numbered event: a connected client's transport, or the recording of a background stream."""
+BatchConsumer = Callable[[list[dict[str, Any]]], Awaitable[None]]
+"""Takes numbered events that are ready together, in order (a transport that writes them at once)."""
 
 
 class Emitter:
@@ -28,6 +30,7 @@ class Emitter:
 
     def __init__(self, sink: Consumer | None = None, recorder: Consumer | None = None) -> None:
         self.sink = sink
+        self.sink_batch: BatchConsumer | None = None
         self.recorder = recorder
         self.sequence = 0
 
@@ -36,12 +39,15 @@ class Emitter:
         """Whether anyone consumes events: a connected client, or the recording of a background stream."""
         return self.sink is not None or self.recorder is not None
 
-    def attach(self, sink: Consumer) -> None:
+    def attach(self, sink: Consumer, batch: BatchConsumer | None = None) -> None:
+        """`batch`, if given, takes the events that are ready together (`emit_many`) in one call."""
         self.sink = sink
+        self.sink_batch = batch
 
     def detach(self) -> None:
         """The client went away: later events go to the recorder only, if there is one."""
         self.sink = None
+        self.sink_batch = None
 
     def record(self, recorder: Consumer) -> None:
         self.recorder = recorder
@@ -58,6 +64,30 @@ class Emitter:
         if self.recorder is not None:
             await self.recorder(event)
         if self.sink is not None:
+            await self.sink(event)
+
+    async def emit_many(self, events: list[dict[str, Any]]) -> None:
+        """Events that are ready together, numbered in order: the recorder takes each, then the
+        sink takes them all at once where it can (`attach(batch=…)`)."""
+        if self.sink is None and self.recorder is None:
+            return
+        sequence = self.sequence
+        for event in events:
+            complete_event(event)
+            event["sequence_number"] = sequence
+            sequence += 1
+        self.sequence = sequence
+        if self.recorder is not None:
+            for event in events:
+                if self.recorder is None:
+                    break
+                await self.recorder(event)
+        if self.sink_batch is not None:
+            await self.sink_batch(events)
+            return
+        for event in events:
+            if self.sink is None:
+                break
             await self.sink(event)
 
 

@@ -134,6 +134,15 @@ class ResponseBuilder:
             await self.start()
         await self.emitter.emit(event)
 
+    async def emit_many(self, events: list[dict[str, Any]]) -> None:
+        """Events that are ready together (a whole upstream chunk's), in order: `emit` for each,
+        handed on at once."""
+        if not self.streaming:
+            return
+        if not self.started:
+            await self.start()
+        await self.emitter.emit_many(events)
+
     async def add_item(self, item: dict[str, Any]) -> int:
         """Append an output item and announce it; returns its output_index."""
         index = len(self._response["output"])

@@ -14,6 +14,7 @@ from corral.responses.builder import ResponseBuilder
 from corral.responses.context import RequestContext
 from corral.responses.execution import build_execution_request
 from corral.tools.base import ServerTool, ToolCall, ToolOutcome
+from corral.upstream.adapter import event_batches
 from corral.upstream.http import on_accepted
 from corral.upstream.turn import TurnResult
 
@@ -110,20 +111,28 @@ async def model_turn(ctx: RequestContext, request: dict[str, Any], annotator: An
     base = len(response.output)
     held: list[int] = []
     try:
-        async for event in stream.events():
-            index = event.get("output_index")
-            if index is not None:
-                if held or ctx.server_tools:
-                    if event["type"] == EventType.OUTPUT_ITEM_ADDED and _owner(ctx, event["item"]):
-                        held.append(index)
-                        continue
-                    if index in held:
-                        continue
-                    index -= sum(1 for position in held if position < index)
-                event["output_index"] = base + index
-                if annotator:
-                    await annotator.relay(event, response)
-            await response.emit(event)
+        async for batch in event_batches(stream):
+            relayed: list[dict[str, Any]] = []
+            for event in batch:
+                index = event.get("output_index")
+                if index is not None:
+                    if held or ctx.server_tools:
+                        if event["type"] == EventType.OUTPUT_ITEM_ADDED and _owner(ctx, event["item"]):
+                            held.append(index)
+                            continue
+                        if index in held:
+                            continue
+                        index -= sum(1 for position in held if position < index)
+                    event["output_index"] = base + index
+                    if annotator:
+                        # The annotator emits events of its own before this one: what came first goes first.
+                        if relayed:
+                            await response.emit_many(relayed)
+                            relayed = []
+                        await annotator.relay(event, response)
+                relayed.append(event)
+            if relayed:
+                await response.emit_many(relayed)
     finally:
         await stream.aclose()
     assert stream.result is not None

@@ -43,7 +43,7 @@ class ChatCompletionsAdapter:
 
 
 class ChatTurnStream(SSETurnStream):
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
         """The translated events. A stream that stops without a `finish_reason` and without
         `[DONE]` after producing something was cut short (a failure). One that says `[DONE]`
         without a `finish_reason` is complete: llama-cpp-python ends whole answers that way now
@@ -52,14 +52,24 @@ class ChatTurnStream(SSETurnStream):
         translator = ChatStreamTranslator()
         produced = done = False
         last: collections.deque[bytes] = collections.deque(maxlen=3)
-        async for data in self.payloads():
-            last.append(data)
-            if data == b"[DONE]":
-                done = True
-                break
-            for event in translator.feed(orjson.loads(data)):
+        async for payloads in self.payload_batches():
+            batch: list[dict[str, Any]] = []
+            try:
+                for data in payloads:
+                    last.append(data)
+                    if data == b"[DONE]":
+                        done = True
+                        break
+                    batch.extend(translator.feed(orjson.loads(data)))
+            except Exception:
+                if batch:  # what came before the failure still goes out first
+                    yield batch
+                raise
+            if batch:
                 produced = True
-                yield event
+                yield batch
+            if done:
+                break
         if not translator.finished and produced:
             log.warning(
                 "upstream %s: stream %s without a finish_reason; its last payloads: %s",
@@ -70,5 +80,5 @@ class ChatTurnStream(SSETurnStream):
             if not done:
                 raise self.ended_early("completion")
         closing, self.result = translator.finish()
-        for event in closing:
-            yield event
+        if closing:
+            yield list(closing)

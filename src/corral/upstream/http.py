@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 
 from corral.upstream.errors import UpstreamStreamError, from_status, unreachable
-from corral.upstream.sse import iter_sse_data
+from corral.upstream.sse import iter_sse_batches
 from corral.upstream.turn import TurnResult
 from corral.upstream.worker import Worker
 
@@ -66,20 +66,27 @@ class SSETurnStream:
         if (accepted := on_accepted.get()) is not None:
             await accepted()
 
-    async def payloads(self) -> AsyncIterator[bytes]:
-        """Each event's data; a broken connection becomes UpstreamStreamError; closes at the end."""
+    async def payload_batches(self) -> AsyncIterator[list[bytes]]:
+        """The events' data, a list per upstream chunk (`iter_sse_batches`); a broken connection
+        becomes UpstreamStreamError; closes at the end."""
         assert self._response is not None, "open() first"
         try:
-            async for data in iter_sse_data(self._response.content.iter_any()):
-                yield data
+            async for batch in iter_sse_batches(self._response.content.iter_any()):
+                yield batch
         except (aiohttp.ClientError, TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
             raise UpstreamStreamError(f"Upstream '{self.worker.name}' stream broke: {reason}") from exc
         finally:
             await self.aclose()
 
-    def events(self) -> AsyncIterator[dict[str, Any]]:
+    def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """The Responses events, a non-empty list of those that arrived together at a time."""
         raise NotImplementedError
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        async for batch in self.batches():
+            for event in batch:
+                yield event
 
     def ended_early(self, what: str) -> UpstreamStreamError:
         return UpstreamStreamError(f"Upstream '{self.worker.name}' ended its stream before the {what} finished.")

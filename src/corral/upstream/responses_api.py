@@ -41,6 +41,9 @@ class ResponsesAPIAdapter:
         self.worker = worker
         self.endpoint = f"{worker.url}/responses"
 
+    checks_requests = False
+    """The upstream speaks the execution request's own API: nothing to refuse before calling it."""
+
     def preflight(self, request: dict[str, Any]) -> None:
         return None
 
@@ -55,20 +58,34 @@ class ResponsesAPIAdapter:
 
 
 class ResponsesTurnStream(SSETurnStream):
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
-        async for data in self.payloads():
-            if data == b"[DONE]":
+    async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
+        finished = False
+        async for payloads in self.payload_batches():
+            batch: list[dict[str, Any]] = []
+            try:
+                for data in payloads:
+                    if data == b"[DONE]":
+                        finished = True
+                        break
+                    event = orjson.loads(data)
+                    kind = event.get("type")
+                    if kind in _PRELUDE:
+                        continue
+                    if kind in _TERMINAL:
+                        self.result = turn_from_response(event["response"])
+                        finished = True
+                        break
+                    if kind == "error":
+                        error = event.get("error") if isinstance(event.get("error"), dict) else event
+                        raise UpstreamStreamError(str(error.get("message") or "upstream error"), error.get("code"))
+                    batch.append(event)
+            except Exception:
+                if batch:  # what came before the failure still goes out first
+                    yield batch
+                raise
+            if batch:
+                yield batch
+            if finished:
                 break
-            event = orjson.loads(data)
-            kind = event.get("type")
-            if kind in _PRELUDE:
-                continue
-            if kind in _TERMINAL:
-                self.result = turn_from_response(event["response"])
-                break
-            if kind == "error":
-                error = event.get("error") if isinstance(event.get("error"), dict) else event
-                raise UpstreamStreamError(str(error.get("message") or "upstream error"), error.get("code"))
-            yield event
         if self.result is None:
             raise self.ended_early("response")
