@@ -110,54 +110,67 @@ async def deny(exc: APIError, scope: Scope, receive: Receive, send: Send) -> Non
     await error_response(exc)(scope, receive, send)
 
 
+async def authorized(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run `app` for the caller the request's key names (the tenant on the request state), within
+    the tenant's request quotas; answer 401/404/429 instead where the key or the quota says no.
+    Health probes, /metrics and the internal sandbox-host API pass as they are."""
+    path: str = scope["path"]
+    if path in OPEN_PATHS or path.startswith(INTERNAL_PREFIX):
+        await app(scope, receive, send)
+        return
+    state: Any = scope["app"].state
+    keyring: KeyRing | None = getattr(state, "keyring", None)
+    try:
+        if (keyring is not None and keyring.enabled) or path.startswith("/admin"):
+            tenant = await _authenticate(scope, keyring)
+        else:
+            tenant = DEFAULT_TENANT  # no key configured: one open tenant, nothing to look up
+    except APIError as exc:
+        await deny(exc, scope, receive, send)
+        return
+    scope.setdefault("state", {})["tenant"] = tenant
+    if tenant is None or scope["type"] == "websocket":
+        # A WebSocket connection takes the tenant's quotas per response, not for its lifetime.
+        await app(scope, receive, send)
+        return
+    gate: QuotaGate = state.quotas
+    try:
+        release = gate.enter(tenant)
+    except APIError as exc:
+        await error_response(exc)(scope, receive, send)
+        return
+    try:
+        await app(scope, receive, send)
+    finally:
+        release()
+
+
+async def _authenticate(scope: Scope, keyring: KeyRing | None) -> str | None:
+    key = bearer(scope)
+    if scope["path"].startswith("/admin"):
+        if keyring is None or not keyring.admin:
+            raise APIError(404, "The admin API is not enabled (set auth.admin_key_sha256).")
+        if key is None or not keyring.is_admin(key):
+            raise unauthorized("Invalid admin key.")
+        return None
+    if keyring is None or not keyring.enabled:
+        return DEFAULT_TENANT
+    if key is None:
+        raise unauthorized("You didn't provide an API key. Send it in the Authorization header as `Bearer <key>`.")
+    tenant = await keyring.tenant(key)
+    if tenant is None:
+        raise unauthorized("Incorrect API key provided.")
+    return tenant
+
+
 class AuthMiddleware:
+    """`authorized` as its own middleware (the gateway runs it inside `corral.api.edge`)."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] not in ("http", "websocket")
-            or scope["path"] in OPEN_PATHS
-            or scope["path"].startswith(INTERNAL_PREFIX)
-        ):
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        state: Any = scope["app"].state
-        keyring: KeyRing | None = getattr(state, "keyring", None)
-        try:
-            tenant = await self._authenticate(scope, keyring)
-        except APIError as exc:
-            await deny(exc, scope, receive, send)
-            return
-        scope.setdefault("state", {})["tenant"] = tenant
-        if tenant is None or scope["type"] == "websocket":
-            # A WebSocket connection takes the tenant's quotas per response, not for its lifetime.
-            await self.app(scope, receive, send)
-            return
-        gate: QuotaGate = state.quotas
-        try:
-            release = gate.enter(tenant)
-        except APIError as exc:
-            await error_response(exc)(scope, receive, send)
-            return
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            release()
-
-    async def _authenticate(self, scope: Scope, keyring: KeyRing | None) -> str | None:
-        key = bearer(scope)
-        if scope["path"].startswith("/admin"):
-            if keyring is None or not keyring.admin:
-                raise APIError(404, "The admin API is not enabled (set auth.admin_key_sha256).")
-            if key is None or not keyring.is_admin(key):
-                raise unauthorized("Invalid admin key.")
-            return None
-        if keyring is None or not keyring.enabled:
-            return DEFAULT_TENANT
-        if key is None:
-            raise unauthorized("You didn't provide an API key. Send it in the Authorization header as `Bearer <key>`.")
-        tenant = await keyring.tenant(key)
-        if tenant is None:
-            raise unauthorized("Incorrect API key provided.")
-        return tenant
+        await authorized(self.app, scope, receive, send)

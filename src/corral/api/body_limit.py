@@ -26,20 +26,33 @@ def _is_file_upload(scope: Scope) -> bool:
     )
 
 
+def body_limit(scope: Scope) -> int | None:
+    """The most bytes this request's body may have (None: no limit)."""
+    state: Any = scope["app"].state if "app" in scope else None
+    limit: int | None = getattr(state, "max_body_bytes", None)
+    if limit and _is_file_upload(scope):
+        limit = max(limit, getattr(state, "max_upload_body_bytes", 0))
+    return limit or None
+
+
+def declared_too_long(scope: Scope, limit: int) -> bool:
+    """Whether the request's `Content-Length` already claims more than `limit` bytes."""
+    length = next((value for name, value in scope.get("headers", ()) if name == b"content-length"), None)
+    return length is not None and length.isdigit() and int(length) > limit
+
+
 class BodyLimitMiddleware:
+    """`body_limit` as its own middleware (the gateway runs it inside `corral.api.edge`)."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        state: Any = scope["app"].state if "app" in scope else None
-        limit: int | None = getattr(state, "max_body_bytes", None)
-        if limit and _is_file_upload(scope):
-            limit = max(limit, getattr(state, "max_upload_body_bytes", 0))
-        if scope["type"] != "http" or not limit:
+        limit = body_limit(scope) if scope["type"] == "http" else None
+        if limit is None:
             await self.app(scope, receive, send)
             return
-        length = next((value for name, value in scope.get("headers", ()) if name == b"content-length"), None)
-        if length is not None and length.isdigit() and int(length) > limit:
+        if declared_too_long(scope, limit):
             await error_response(BodyTooLarge(limit))(scope, receive, send)
             return
         seen = 0

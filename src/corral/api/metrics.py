@@ -1,8 +1,10 @@
 """HTTP metrics and request ids, as one plain ASGI middleware (cheaper than Starlette's
 BaseHTTPMiddleware)."""
 
+import functools
 import re
 import time
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
@@ -23,11 +25,37 @@ STREAMS_IN_FLIGHT = Gauge("corral_streams_in_flight", "Server-sent event streams
 _ID_SEGMENT = re.compile(r"/(resp|conv|cntr|cfile|msg|fc|item|mcp|ci|sh)_[^/]+")
 
 
+@functools.lru_cache(maxsize=4096)
 def route_label(path: str) -> str:
     return _ID_SEGMENT.sub(r"/{\1_id}", path)
 
 
+_latency: dict[tuple[str, str], Any] = {}
+_requests: dict[tuple[str, str, int], Any] = {}
+_MAX_SERIES = 4096
+"""Label children kept at hand (prometheus' own `labels()` takes a lock and builds a key per call);
+a bounded number, as the paths of unknown routes are the caller's to choose."""
+
+
+def observe_response(method: str, route: str, status: int, elapsed_s: float) -> None:
+    """Count one answer and the time to its first byte."""
+    latency = _latency.get((method, route))
+    if latency is None:
+        latency = LATENCY.labels(method, route)
+        if len(_latency) < _MAX_SERIES:
+            _latency[(method, route)] = latency
+    latency.observe(elapsed_s)
+    requests = _requests.get((method, route, status))
+    if requests is None:
+        requests = REQUESTS.labels(method, route, str(status))
+        if len(_requests) < _MAX_SERIES:
+            _requests[(method, route, status)] = requests
+    requests.inc()
+
+
 class MetricsMiddleware:
+    """Metrics and `x-request-id` as their own middleware (the gateway runs them inside `corral.api.edge`)."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -42,8 +70,7 @@ class MetricsMiddleware:
 
         async def observe(message: Message) -> None:
             if message["type"] == "http.response.start":
-                LATENCY.labels(method, route).observe(time.perf_counter() - started)
-                REQUESTS.labels(method, route, str(message["status"])).inc()
+                observe_response(method, route, message["status"], time.perf_counter() - started)
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
             await send(message)
 

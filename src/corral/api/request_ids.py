@@ -42,6 +42,7 @@ NOISY_LOGGERS = (
 )
 PROBE_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
 TERMINAL_EVENTS = (b"event: response.completed\n", b"event: response.failed\n", b"event: response.incomplete\n")
+_TERMINAL_LINES = tuple(b"\n" + marker for marker in TERMINAL_EVENTS)
 MAX_PARSED_BODY = 8 * 1024 * 1024
 REQUEST_HEAD = 64 * 1024
 _MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
@@ -90,10 +91,19 @@ class _Outcome:
         found = _MODEL.search(self.request_head)
         return found.group(1).decode(errors="replace") if found else None
 
+    def see_request(self, message: Message) -> None:
+        if len(self.request_head) < REQUEST_HEAD:
+            self.request_head += message.get("body", b"")[:REQUEST_HEAD]
+
+    def see_start(self, message: Message) -> None:
+        headers = dict(message.get("headers") or [])
+        self.streaming = headers.get(b"content-type", b"").startswith(b"text/event-stream")
+
     def feed(self, chunk: bytes) -> None:
         if self.streaming:
-            if chunk.startswith(TERMINAL_EVENTS):
-                self.response = _parse(chunk.partition(b"\ndata: ")[2]).get("response")
+            terminal = _terminal_frame(chunk)
+            if terminal is not None:
+                self.response = _parse(terminal.partition(b"\ndata: ")[2].partition(b"\n\n")[0]).get("response")
         elif len(self.body) + len(chunk) <= MAX_PARSED_BODY:
             self.body += chunk
 
@@ -101,6 +111,19 @@ class _Outcome:
         if self.response is None and self.body:
             self.response = _parse(bytes(self.body))
         return self.response if isinstance(self.response, dict) else None
+
+
+def _terminal_frame(chunk: bytes) -> bytes | None:
+    """The terminal event's frame in a chunk of SSE frames, and what follows it: a chunk often
+    holds several frames (ready events are written together), the terminal one last. A frame
+    starts a line, and no JSON payload holds a raw newline, so the marker cannot be quoted text."""
+    if chunk.startswith(TERMINAL_EVENTS):
+        return chunk
+    for marker in _TERMINAL_LINES:
+        found = chunk.rfind(marker)
+        if found >= 0:
+            return chunk[found + 1 :]
+    return None
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
@@ -121,8 +144,19 @@ def tool_calls(response: dict[str, Any]) -> int:
     )
 
 
+def access_outcome(scope: Scope) -> "_Outcome | None":
+    """What to watch of the answer for the log line of `POST /v1/responses`."""
+    return _Outcome() if scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/responses" else None
+
+
+def log_level(scope: Scope) -> int:
+    """Health probes and /metrics at DEBUG, every other request at INFO."""
+    return logging.DEBUG if scope["path"] in PROBE_PATHS else logging.INFO
+
+
 class AccessLogMiddleware:
-    """One INFO line per request when it ends (health probes and /metrics at DEBUG)."""
+    """One INFO line per request when it ends (health probes and /metrics at DEBUG); the gateway
+    runs this inside `corral.api.edge`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -135,12 +169,12 @@ class AccessLogMiddleware:
         notes = RequestNotes()
         token = NOTES.set(notes)
         status = 0
-        outcome = _Outcome() if scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/responses" else None
+        outcome = access_outcome(scope)
 
         async def receive_observed() -> Message:
             message = await receive()
-            if outcome is not None and message["type"] == "http.request" and len(outcome.request_head) < REQUEST_HEAD:
-                outcome.request_head += message.get("body", b"")[:REQUEST_HEAD]
+            if outcome is not None and message["type"] == "http.request":
+                outcome.see_request(message)
             return message
 
         async def observe(message: Message) -> None:
@@ -148,8 +182,7 @@ class AccessLogMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 if outcome is not None:
-                    headers = dict(message.get("headers") or [])
-                    outcome.streaming = headers.get(b"content-type", b"").startswith(b"text/event-stream")
+                    outcome.see_start(message)
             elif message["type"] == "http.response.body" and outcome is not None:
                 outcome.feed(message.get("body", b""))
             await send(message)
@@ -158,21 +191,21 @@ class AccessLogMiddleware:
             await self.app(scope, receive_observed if outcome is not None else receive, observe)
         finally:
             NOTES.reset(token)
-            self._log(scope, status, notes, outcome, time.perf_counter() - started)
+            log_request(scope, status, notes, outcome, time.perf_counter() - started)
 
-    @staticmethod
-    def _log(scope: Scope, status: int, notes: RequestNotes, outcome: _Outcome | None, elapsed: float) -> None:
-        path = scope["path"]
-        level = logging.DEBUG if path in PROBE_PATHS else logging.INFO
-        if not access_log.isEnabledFor(level):
-            return
-        state = scope.get("state") or {}
-        fields = [f"{scope['method']} {path} {status or '-'}", f"tenant={state.get('tenant') or '-'}"]
-        response = outcome.finish() if outcome is not None else None
-        if outcome is not None:
-            fields.append(f"model={(response or {}).get('model') or outcome.requested_model() or '-'}")
-            fields.append(f"worker={notes.worker or '-'}")
-            fields.append(f"status={(response or {}).get('status') or '-'}")
-            fields.append(f"tool_calls={tool_calls(response or {})}")
-        fields.append(f"latency_ms={elapsed * 1000:.0f}")
-        access_log.log(level, " ".join(fields))
+
+def log_request(scope: Scope, status: int, notes: RequestNotes, outcome: _Outcome | None, elapsed: float) -> None:
+    """The request's one line, if its level is on."""
+    level = log_level(scope)
+    if not access_log.isEnabledFor(level):
+        return
+    state = scope.get("state") or {}
+    fields = [f"{scope['method']} {scope['path']} {status or '-'}", f"tenant={state.get('tenant') or '-'}"]
+    response = outcome.finish() if outcome is not None else None
+    if outcome is not None:
+        fields.append(f"model={(response or {}).get('model') or outcome.requested_model() or '-'}")
+        fields.append(f"worker={notes.worker or '-'}")
+        fields.append(f"status={(response or {}).get('status') or '-'}")
+        fields.append(f"tool_calls={tool_calls(response or {})}")
+    fields.append(f"latency_ms={elapsed * 1000:.0f}")
+    access_log.log(level, " ".join(fields))

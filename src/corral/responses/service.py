@@ -89,7 +89,8 @@ class ResponsesService:
         if not ctx.passthrough:
             ctx.stateful_tools = declared_stateful_tools(body.tools)
         ctx.server_tools = await self.tools.build(ctx)
-        ctx.route.adapter.preflight(build_execution_request(ctx))
+        if ctx.route.adapter.checks_requests:
+            ctx.route.adapter.preflight(build_execution_request(ctx))
         await bootstrap_stateful_tools(ctx, self.bootstrapper, self.store)
         self.tools.bind(ctx)
         ctx.builder = ResponseBuilder(new_response(ctx.response_id, body, conversation_id=ctx.conversation_id))

@@ -28,9 +28,9 @@ from typing import Any, Generic, TypeVar
 
 from corral.config import RoutingSettings
 from corral.protocol.errors import APIError
-from corral.upstream.adapter import Adapter, TurnStream
+from corral.upstream.adapter import Adapter, TurnStream, event_batches
 from corral.upstream.errors import EmptyAnswer, UpstreamError, UpstreamStreamError
-from corral.upstream.metrics import CIRCUIT_OPEN, UPSTREAM_LATENCY, UPSTREAM_REQUESTS
+from corral.upstream.metrics import CIRCUIT_OPEN, UPSTREAM_REQUESTS, answered_series
 from corral.upstream.turn import TurnResult
 from corral.upstream.worker import Slot, Worker
 
@@ -136,6 +136,13 @@ class RoutedAdapter:
         worker, name = self.primary()
         self.adapter_for(worker).preflight({**request, "model": name})
 
+    @property
+    def checks_requests(self) -> bool:
+        """Whether `preflight` can refuse anything: an adapter whose upstream takes the execution
+        request as it is (`checks_requests = False`) is not handed one to check."""
+        worker, _ = self.primary()
+        return bool(getattr(self.adapter_for(worker), "checks_requests", True))
+
     @asynccontextmanager
     async def call(self, call: Callable[[Worker, str], Awaitable[T]]) -> AsyncIterator[Answer[T]]:
         """Run `call` on one worker after another until one answers or the retries run out.
@@ -181,12 +188,13 @@ class RoutedAdapter:
                 slot.release()
                 worker.breaker.on_inconclusive()
                 raise
-            UPSTREAM_LATENCY.labels(worker.name).observe(time.perf_counter() - started)
-            UPSTREAM_REQUESTS.labels(worker.name, "ok").inc()
+            latency, answered, circuit = answered_series(worker.name)
+            latency.observe(time.perf_counter() - started)
+            answered.inc()
             if worker.breaker.open:
                 log.info("upstream %s answers again: circuit closed", worker.name)
             worker.breaker.on_success()
-            CIRCUIT_OPEN.labels(worker.name).set(0)
+            circuit.set(0)
             return slot, Answer(worker, name, value)
         assert last_error is not None
         raise last_error
@@ -235,8 +243,8 @@ class RoutedTurnStream:
         self.client_key = client_key
         self.inner: TurnStream | None = None
         self.worker: Worker | None = None
-        self._events: AsyncIterator[dict[str, Any]] | None = None
-        self._first: dict[str, Any] | None = None
+        self._batches: AsyncIterator[list[dict[str, Any]]] | None = None
+        self._first: list[dict[str, Any]] | None = None
         self._held = AsyncExitStack()
 
     @property
@@ -246,33 +254,39 @@ class RoutedTurnStream:
     async def open(self) -> None:
         async def call(
             worker: Worker, name: str
-        ) -> tuple[TurnStream, AsyncIterator[dict[str, Any]], dict[str, Any] | None]:
+        ) -> tuple[TurnStream, AsyncIterator[list[dict[str, Any]]], list[dict[str, Any]] | None]:
             stream = self.routed.adapter_for(worker).stream({**self.request, "model": name}, self.client_key)
             await stream.open()
-            events = aiter(stream.events())
+            batches = aiter(event_batches(stream))
             try:
-                first = await anext(events, None)
+                first = await anext(batches, None)
             except BaseException:
                 await stream.aclose()
                 raise
             if first is None and not _answered(stream.result):
                 await stream.aclose()
                 raise EmptyAnswer(worker.name)
-            return stream, events, first
+            return stream, batches, first
 
         answer = await self._held.enter_async_context(self.routed.call(call))
         self.worker = answer.worker
-        self.inner, self._events, self._first = answer.value
+        self.inner, self._batches, self._first = answer.value
         self._held.push_async_callback(self.inner.aclose)
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
-        assert self._events is not None, "open() first"
+        async for batch in self.batches():
+            for event in batch:
+                yield event
+
+    async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """The events, a non-empty list of those that arrived together at a time (`event_batches`)."""
+        assert self._batches is not None, "open() first"
         first, self._first = self._first, None
         if first is not None:
             yield first
         try:
-            async for event in self._events:
-                yield event
+            async for batch in self._batches:
+                yield batch
         except UpstreamStreamError as exc:
             log.warning("upstream %s: stream failed: %s", self.worker.name if self.worker else "?", _short(exc.message))
             raise
