@@ -126,3 +126,51 @@ async def test_reopening_migrates_idempotently_and_keeps_data(database_url: str)
     second = await Store.open(database_url)
     assert (await second.responses.get("a", "r0"))["output"][0]["id"] == "out_r0"  # type: ignore[index]
     await second.close()
+
+
+async def test_chain_stops_at_a_missing_or_foreign_parent_and_keeps_empty_responses(store: Store) -> None:
+    """The one-query chain keeps load_chain's edges: a response with no items still counts (an
+    empty list, not NotFound); the chain stops at a deleted parent and at another tenant's."""
+    await store.responses.save("a", {"id": "e0", "created_at": 1, "status": "failed", "output": []}, [],
+                               previous_response_id=None, conversation_id=None)  # fmt: skip
+    assert await store.responses.load_chain("a", "e0") == []
+    await store.responses.save("a", response("e1"), [{"id": "in_e1", "type": "message"}],
+                               previous_response_id="e0", conversation_id=None)  # fmt: skip
+    assert [item["id"] for item in await store.responses.load_chain("a", "e1")] == ["in_e1", "out_e1"]
+
+    newest = await chain(store, 4)
+    assert await store.responses.delete("a", "r1")
+    assert [item["id"] for item in await store.responses.load_chain("a", newest)] == [
+        "in_r2", "out_r2", "in_r3", "out_r3"
+    ]  # fmt: skip
+
+    await store.responses.save("b", response("f0"), [{"id": "in_f0", "type": "message"}],
+                               previous_response_id=None, conversation_id=None)  # fmt: skip
+    await store.responses.save("a", response("f1"), [{"id": "in_f1", "type": "message"}],
+                               previous_response_id="f0", conversation_id=None)  # fmt: skip
+    assert [item["id"] for item in await store.responses.load_chain("a", "f1")] == ["in_f1", "out_f1"]
+    with pytest.raises(NotFound):
+        await store.responses.load_chain("a", "f0")
+    with pytest.raises(NotFound):
+        await store.responses.load_chain("a", "nope")
+
+
+async def test_chain_items_keep_their_order_and_values(store: Store) -> None:
+    """Several inputs and outputs per response, oldest response first, inputs before outputs, each
+    part in position order; values (unicode, NUL escapes, nesting) come back as stored."""
+    tricky = {"id": "in_t0_0", "type": "message", "content": [{"type": "input_text", "text": "é \u0000 \U0001f600"}]}
+    await store.responses.save(
+        "a",
+        {"id": "t0", "created_at": 1, "status": "completed",
+         "output": [{"id": "out_t0_0", "type": "reasoning"}, {"id": "out_t0_1", "type": "message", "n": [1, 2.5]}]},
+        [tricky, {"id": "in_t0_1", "type": "message"}],
+        previous_response_id=None, conversation_id=None,
+    )  # fmt: skip
+    await store.responses.save(
+        "a", response("t1"), [{"id": "in_t1_0", "type": "function_call_output", "output": None}],
+        previous_response_id="t0", conversation_id=None,
+    )  # fmt: skip
+    items = await store.responses.load_chain("a", "t1")
+    assert [item["id"] for item in items] == ["in_t0_0", "in_t0_1", "out_t0_0", "out_t0_1", "in_t1_0", "out_t1"]
+    assert items[0] == tricky
+    assert items[3]["n"] == [1, 2.5] and items[4]["output"] is None

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from corral.storage.engine import Locks
+from corral.storage.engine import Locks, is_sqlite
 from corral.storage.errors import NotFound
 from corral.storage.group_commit import GroupCommit
 from corral.storage.pagination import item_page
@@ -21,6 +22,43 @@ UNFINISHED = ("queued", "in_progress")
 
 EventMaker = Callable[[dict[str, Any], int], list[dict[str, Any]]]
 """Builds the events that end a recorded stream, from the settled response and the next sequence number."""
+
+
+_CHAIN_TAIL = """
+SELECT item.part, item.item
+FROM chain LEFT JOIN response_items AS item ON item.response_id = chain.id
+ORDER BY chain.depth DESC, item.part, item.position
+"""
+_CHAIN_SQLITE = sa.text(
+    """
+WITH RECURSIVE chain(id, prev, depth) AS (
+    SELECT id, previous_response_id, 0 FROM responses WHERE id = :id AND tenant = :tenant
+    UNION ALL
+    SELECT parent.id, parent.previous_response_id, chain.depth + 1
+    FROM chain JOIN responses AS parent ON parent.id = chain.prev AND parent.tenant = :tenant
+)"""
+    + _CHAIN_TAIL
+)
+"""The chain and its items in one statement: the newest response (the tenant's, else no row at all),
+then each parent of the same tenant. A response without items still gives one row (`part` null),
+so an empty result means not found."""
+
+_CHAIN_POSTGRES = sa.text(
+    """
+WITH RECURSIVE chain(id, prev, depth) AS (
+    SELECT id, previous_response_id, 0 FROM responses WHERE id = :id AND tenant = :tenant
+    UNION ALL
+    SELECT parent.id, parent.previous_response_id, chain.depth + 1
+    FROM chain CROSS JOIN LATERAL (
+        SELECT id, previous_response_id FROM responses
+        WHERE responses.id = chain.prev AND responses.tenant = :tenant LIMIT 1
+    ) AS parent
+)"""
+    + _CHAIN_TAIL
+)
+"""The same on PostgreSQL, where each step is a lateral lookup: the planner costs it once per step
+and takes the primary key, where a plain join on a small or unanalysed table made it scan the
+whole table at every step (quadratic: ~6 ms instead of ~1 ms for 200 turns on a fresh database)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +73,14 @@ class ResponseStore:
         self.engine = engine
         self.locks = locks
         self.group = GroupCommit(engine, locks)
+        sqlite = is_sqlite(engine)
+        self._chain_query = _CHAIN_SQLITE if sqlite else _CHAIN_POSTGRES
+        self._decode_items = sqlite
+        """SQLite hands back the JSON text (decoded here, without SQLAlchemy's per-row processing);
+        asyncpg decodes it itself (the engine's codec)."""
+        self._single_reads = engine if sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
+        """Where one statement is the whole read: on PostgreSQL without the BEGIN and ROLLBACK
+        round trips a transaction adds (one statement sees one snapshot either way)."""
 
     async def save(
         self,
@@ -129,32 +175,18 @@ class ResponseStore:
             )
 
     async def load_chain(self, tenant: str, response_id: str) -> list[dict[str, Any]]:
-        """Inputs then outputs of every response in the chain, oldest first: two queries, any length."""
-        async with self.engine.connect() as connection:
-            owner = await connection.scalar(sa.select(responses.c.tenant).where(responses.c.id == response_id))
-            if owner != tenant:
-                raise NotFound(response_id)
-            chain = (
-                sa.select(
-                    responses.c.id.label("id"),
-                    responses.c.previous_response_id.label("prev"),
-                    sa.literal(0).label("depth"),
-                )
-                .where(responses.c.id == response_id)
-                .cte("chain", recursive=True)
-            )
-            parent = responses.alias("parent")
-            chain = chain.union_all(
-                sa.select(parent.c.id, parent.c.previous_response_id, chain.c.depth + 1).where(
-                    parent.c.id == chain.c.prev, parent.c.tenant == tenant
-                )
-            )
-            rows = await connection.scalars(
-                sa.select(response_items.c.item)
-                .join(chain, response_items.c.response_id == chain.c.id)
-                .order_by(chain.c.depth.desc(), response_items.c.part, response_items.c.position)
-            )
-            return list(rows.all())
+        """Inputs then outputs of every response in the chain, oldest first: one query, any length.
+
+        The chain stops at the first response that is missing or another tenant's; the newest
+        itself must be the tenant's (else `NotFound`).
+        """
+        async with self._single_reads.connect() as connection:
+            rows = (await connection.execute(self._chain_query, {"id": response_id, "tenant": tenant})).all()
+        if not rows:
+            raise NotFound(response_id)
+        if self._decode_items:
+            return [orjson.loads(item) for part, item in rows if part is not None]
+        return [item for part, item in rows if part is not None]
 
     async def append_events(self, response_id: str, events: list[dict[str, Any]]) -> None:
         """Record stream events (each carries its `sequence_number`) for later replay."""
