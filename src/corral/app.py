@@ -26,12 +26,11 @@ from corral.api import (
     system,
     uploads,
 )
-from corral.api.auth import AuthMiddleware, KeyRing
-from corral.api.body_limit import BodyLimitMiddleware
-from corral.api.errors import ErrorMiddleware, handle_error
-from corral.api.metrics import MetricsMiddleware
+from corral.api.auth import KeyRing
+from corral.api.edge import EdgeMiddleware
+from corral.api.errors import handle_error
 from corral.api.quotas import QuotaGate
-from corral.api.request_ids import AccessLogMiddleware, configure_logging
+from corral.api.request_ids import configure_logging
 from corral.api.streaming import drain_detached
 from corral.config import Settings
 from corral.operator.banner import startup_banner
@@ -144,13 +143,7 @@ def build_app(settings: Settings) -> Starlette:
             *admin.routes,
             *sandbox_host.routes,
         ],
-        middleware=[
-            Middleware(MetricsMiddleware),
-            Middleware(AccessLogMiddleware),
-            Middleware(ErrorMiddleware),
-            Middleware(BodyLimitMiddleware),
-            Middleware(AuthMiddleware),
-        ],
+        middleware=[Middleware(EdgeMiddleware)],
         exception_handlers={CorralError: handle_error, HTTPException: handle_error},
         lifespan=lifespan,
     )

@@ -1,9 +1,9 @@
 """Authentication: API keys map to tenants; the admin key guards /admin.
 
 Keys come from the config file, a keys file and the admin API (stored as SHA-256 hashes). With
-no key configured at all, Corral serves one open tenant (and says so at start). A pure ASGI
-middleware resolves the tenant once per request (or WebSocket connection), applies the tenant's
-request quotas, and puts the tenant on the request state. Keys are never logged or echoed.
+no key configured at all, Corral serves one open tenant (and says so at start). `authorized`
+(run by `corral.api.edge`) resolves the tenant once per request (or WebSocket connection), applies
+the tenant's request quotas, and puts the tenant on the request state. Keys are never logged or echoed.
 """
 
 import hashlib
@@ -161,16 +161,3 @@ async def _authenticate(scope: Scope, keyring: KeyRing | None) -> str | None:
     if tenant is None:
         raise unauthorized("Incorrect API key provided.")
     return tenant
-
-
-class AuthMiddleware:
-    """`authorized` as its own middleware (the gateway runs it inside `corral.api.edge`)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        await authorized(self.app, scope, receive, send)

@@ -7,9 +7,8 @@ into memory (JSON bodies, multipart uploads, anything a route reads).
 
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
-from corral.api.http import error_response
 from corral.protocol.errors import APIError
 
 
@@ -39,31 +38,3 @@ def declared_too_long(scope: Scope, limit: int) -> bool:
     """Whether the request's `Content-Length` already claims more than `limit` bytes."""
     length = next((value for name, value in scope.get("headers", ()) if name == b"content-length"), None)
     return length is not None and length.isdigit() and int(length) > limit
-
-
-class BodyLimitMiddleware:
-    """`body_limit` as its own middleware (the gateway runs it inside `corral.api.edge`)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = body_limit(scope) if scope["type"] == "http" else None
-        if limit is None:
-            await self.app(scope, receive, send)
-            return
-        if declared_too_long(scope, limit):
-            await error_response(BodyTooLarge(limit))(scope, receive, send)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLarge(limit)
-            return message
-
-        await self.app(scope, counted, send)

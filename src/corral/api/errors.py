@@ -14,7 +14,6 @@ import sqlalchemy.exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corral.api.http import error_response
 from corral.protocol.errors import (
@@ -118,34 +117,3 @@ def stream_failure(exc: BaseException) -> tuple[str, str]:
 async def handle_error(request: Request, exc: Exception) -> Response:
     """Starlette exception handler for `CorralError` and `HTTPException`."""
     return error_response(to_api_error(exc))
-
-
-class ErrorMiddleware:
-    """Answers with the envelope for any exception raised before the response started.
-
-    Starlette's own last resort answers a plain-text 500 and re-raises; this one sits inside the
-    metrics middleware, so the answer is counted and carries `x-request-id`.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def watch(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        except Exception as exc:
-            if started:
-                log.error("failed after the response started", exc_info=exc)
-                raise
-            await error_response(to_api_error(exc))(scope, receive, send)

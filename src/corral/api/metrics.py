@@ -1,17 +1,12 @@
-"""HTTP metrics and request ids, as one plain ASGI middleware (cheaper than Starlette's
-BaseHTTPMiddleware)."""
+"""HTTP metrics (observed for every request by `corral.api.edge`) and the /metrics route."""
 
 import functools
 import re
-import time
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from corral.api.request_ids import next_request_id
 
 REQUESTS = Counter("corral_http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -51,30 +46,6 @@ def observe_response(method: str, route: str, status: int, elapsed_s: float) -> 
         if len(_requests) < _MAX_SERIES:
             _requests[(method, route, status)] = requests
     requests.inc()
-
-
-class MetricsMiddleware:
-    """Metrics and `x-request-id` as their own middleware (the gateway runs them inside `corral.api.edge`)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        method = scope["method"]
-        route = route_label(scope["path"])
-        request_id = next_request_id().encode()
-
-        async def observe(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                observe_response(method, route, message["status"], time.perf_counter() - started)
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
-            await send(message)
-
-        await self.app(scope, receive, observe)
 
 
 async def metrics_endpoint(request: Request) -> Response:

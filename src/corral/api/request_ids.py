@@ -10,17 +10,16 @@ logging code; the worker comes from `corral.operator.notes`.
 
 import logging
 import re
-import time
 from typing import Any
 
 import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Scope
 
-from corral.operator.notes import NOTES, RequestNotes
+from corral.operator.notes import RequestNotes
 from corral.protocol.errors import REQUEST_ID
 from corral.protocol.ids import new_id
 
-__all__ = ["REQUEST_ID", "AccessLogMiddleware", "RequestIdFilter", "configure_logging", "next_request_id"]
+__all__ = ["REQUEST_ID", "RequestIdFilter", "configure_logging", "next_request_id"]
 
 access_log = logging.getLogger("corral.requests")
 
@@ -152,46 +151,6 @@ def access_outcome(scope: Scope) -> "_Outcome | None":
 def log_level(scope: Scope) -> int:
     """Health probes and /metrics at DEBUG, every other request at INFO."""
     return logging.DEBUG if scope["path"] in PROBE_PATHS else logging.INFO
-
-
-class AccessLogMiddleware:
-    """One INFO line per request when it ends (health probes and /metrics at DEBUG); the gateway
-    runs this inside `corral.api.edge`."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        notes = RequestNotes()
-        token = NOTES.set(notes)
-        status = 0
-        outcome = access_outcome(scope)
-
-        async def receive_observed() -> Message:
-            message = await receive()
-            if outcome is not None and message["type"] == "http.request":
-                outcome.see_request(message)
-            return message
-
-        async def observe(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                if outcome is not None:
-                    outcome.see_start(message)
-            elif message["type"] == "http.response.body" and outcome is not None:
-                outcome.feed(message.get("body", b""))
-            await send(message)
-
-        try:
-            await self.app(scope, receive_observed if outcome is not None else receive, observe)
-        finally:
-            NOTES.reset(token)
-            log_request(scope, status, notes, outcome, time.perf_counter() - started)
 
 
 def log_request(scope: Scope, status: int, notes: RequestNotes, outcome: _Outcome | None, elapsed: float) -> None:

@@ -17,7 +17,7 @@ the SSE stream has.
 they are gone with the connection. When the client goes away, a stored response in flight runs
 on to completion and is persisted; an unstored one is cancelled.
 
-Authentication happens at the upgrade (`AuthMiddleware`); quotas are taken per response.
+Authentication happens at the upgrade (`corral.api.edge`); quotas are taken per response.
 
 A connection lives at most `websocket_max_age_s` (60 minutes, as OpenAI's): then an `error` event
 with code `websocket_connection_limit_reached` says so, the responses in flight finish, and the
