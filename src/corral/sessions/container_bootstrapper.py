@@ -114,8 +114,7 @@ class ContainerBootstrapper:
             for tool in auto_tools:
                 prepared[tool.kind] = {"container_id": container_id}
         first = next(iter(prepared.values()))["container_id"]
-        files = await self.containers.list_files(request.tenant, first)
-        skills = await self.containers.skills_of(request.tenant, first)
+        files, skills = await self.containers.contents(request.tenant, first)
         return BootstrapResult(injected_items=[context_message(first, files, skills)], prepared=prepared)
 
     async def _explicit(self, request: BootstrapRequest, tool: StatefulToolDeclaration, container_id: str) -> None:

@@ -258,14 +258,11 @@ class ContainerService:
         """Mount skills in a live container; one it already holds (same name and content) is not
         installed again."""
         with self._using(container_id):
-            backend = await self._ready(tenant, container_id)
+            backend, _ = await self._ready(tenant, container_id)
             async with self.store.lock(f"container-skills:{container_id}"):
                 record = await self.require_live(tenant, container_id)
                 extra = await self.skills.install(backend, tenant, record, bundles)
                 await self.store.containers.update(tenant, container_id, extra=extra)
-
-    async def skills_of(self, tenant: str, container_id: str) -> list[MountedSkill]:
-        return mounted_skills(await self.require_live(tenant, container_id))
 
     async def auto(
         self,
@@ -292,16 +289,22 @@ class ContainerService:
             return (await self.create(tenant, name=name, memory_limit=memory_limit))["id"]
 
     async def get(self, tenant: str, container_id: str) -> dict[str, Any] | None:
-        """The record, with an overdue container expired first; retrieving counts as use."""
+        """The record, with an overdue container expired first; retrieving counts as use (one
+        write a second at most: `last_active_at` is in seconds)."""
         record = await self.store.containers.get(tenant, container_id)
         if record is None or record["status"] == "deleted":
             return None
         if record["status"] == "running":
             if self._is_due(record):
                 return await self._expire(record)
-            await self.store.containers.touch(tenant, container_id, self.now())
-            record["last_active_at"] = self.now()
+            await self._touch(record)
         return record
+
+    async def _touch(self, record: dict[str, Any]) -> None:
+        now = self.now()
+        if record["last_active_at"] < now:
+            await self.store.containers.touch(record["tenant"], record["id"], now)
+            record["last_active_at"] = now
 
     async def live(self, tenant: str, container_id: str) -> dict[str, Any] | None:
         """The record if the container exists, is the tenant's and is running; else None."""
@@ -360,15 +363,15 @@ class ContainerService:
             self._sweeper.cancel()
         await self.hosts.aclose()
 
-    async def _ready(self, tenant: str, container_id: str) -> SandboxBackend:
-        """The backend the live container runs on, its processes started; a container whose host
-        is gone is started on another with its kept files first."""
+    async def _ready(self, tenant: str, container_id: str) -> tuple[SandboxBackend, dict[str, Any]]:
+        """The backend the live container runs on, its processes started, and its record; a
+        container whose host is gone is started on another with its kept files first."""
         record = await self.require_live(tenant, container_id)
         backend = await self.hosts.backend_for(record["location"])
         if backend is None:
             backend = await self._relocate(tenant, container_id)
         await backend.ensure_running(container_id, memory_limit=record["memory_limit"])
-        return backend
+        return backend, record
 
     async def _relocate(self, tenant: str, container_id: str) -> SandboxBackend:
         async with self.store.lock(f"container-place:{container_id}"):
@@ -407,13 +410,13 @@ class ContainerService:
     async def run_python(self, tenant: str, container_id: str, code: str) -> tuple[PythonResult, list[dict[str, Any]]]:
         """Run code; returns the result and the container files it created or changed."""
         with self._using(container_id):
-            backend = await self._ready(tenant, container_id)
+            backend, record = await self._ready(tenant, container_id)
             moved = self._moved_note(container_id)
             before = await backend.list_files(container_id)
             result = await backend.run_python(container_id, code, timeout_s=self.execution_timeout_s)
             changed, note = await self._sync_files(backend, tenant, container_id, before)
         result.stderr = moved + result.stderr + note
-        await self.store.containers.touch(tenant, container_id, self.now())
+        await self._touch(record)
         return result, changed
 
     async def run_shell(
@@ -426,7 +429,7 @@ class ContainerService:
         max_output_length: int | None,
     ) -> tuple[ShellResult, list[dict[str, Any]]]:
         with self._using(container_id):
-            backend = await self._ready(tenant, container_id)
+            backend, record = await self._ready(tenant, container_id)
             moved = self._moved_note(container_id)
             before = await backend.list_files(container_id)
             result = await backend.run_shell(
@@ -437,7 +440,7 @@ class ContainerService:
             )
             changed, note = await self._sync_files(backend, tenant, container_id, before)
         result.stderr = moved + result.stderr + note
-        await self.store.containers.touch(tenant, container_id, self.now())
+        await self._touch(record)
         return result, changed
 
     async def _sync_files(
@@ -475,7 +478,7 @@ class ContainerService:
     ) -> dict[str, Any]:
         """Stream a file into /mnt/data; over the tenant's storage quota, nothing is kept."""
         relative = safe_relative(filename)
-        backend = await self._ready(tenant, container_id)
+        backend, _ = await self._ready(tenant, container_id)
         limits = self.limits_for(tenant) if self.limits_for else None
         budget: int | None = None
         if limits and limits.container_storage_mb is not None:
@@ -499,7 +502,7 @@ class ContainerService:
     async def content(self, tenant: str, container_id: str, file_id: str) -> FileContent:
         """The file's bytes, read from the container as they are now; a link there is never followed."""
         record = await self.file(tenant, container_id, file_id)
-        backend = await self._ready(tenant, container_id)
+        backend, _ = await self._ready(tenant, container_id)
         try:
             return await backend.read_file(container_id, safe_relative(record["path"]))
         except FileNotFoundError:
@@ -507,7 +510,7 @@ class ContainerService:
 
     async def delete_file(self, tenant: str, container_id: str, file_id: str) -> None:
         record = await self.file(tenant, container_id, file_id)
-        backend = await self._ready(tenant, container_id)
+        backend, _ = await self._ready(tenant, container_id)
         relative = safe_relative(record["path"])
         try:
             await backend.delete_file(container_id, relative)
@@ -518,7 +521,11 @@ class ContainerService:
 
     async def list_files(self, tenant: str, container_id: str) -> list[dict[str, Any]]:
         """Every file in /mnt/data as a registered container file; only new or resized files are written."""
-        backend = await self._ready(tenant, container_id)
+        return (await self.contents(tenant, container_id))[0]
+
+    async def contents(self, tenant: str, container_id: str) -> tuple[list[dict[str, Any]], list[MountedSkill]]:
+        """The container's files (as `list_files`) and the skills mounted in it, from one look-up."""
+        backend, record = await self._ready(tenant, container_id)
         on_disk = await backend.list_files(container_id)
         files, _ = await self.store.containers.list_files(
             tenant, container_id, after=None, limit=MAX_LISTED_FILES, order="asc"
@@ -534,7 +541,7 @@ class ContainerService:
             files, _ = await self.store.containers.list_files(
                 tenant, container_id, after=None, limit=MAX_LISTED_FILES, order="asc"
             )
-        return files
+        return files, mounted_skills(record)
 
 
 async def _within(

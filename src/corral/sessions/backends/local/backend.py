@@ -47,6 +47,7 @@ RECOVERED = "\n[the container hit its process limit: all its processes were kill
 
 
 RUN_BASE = Path(tempfile.gettempdir()) / "corral-run"
+REFILL_DELAY_S = 1.0
 
 
 @dataclass
@@ -198,11 +199,16 @@ class LocalSandboxBackend:
             )
         return sandbox.shell
 
-    def _schedule_refill(self) -> None:
+    def _schedule_refill(self, *, delay_s: float = 0.0) -> None:
         if self._refill is None or self._refill.done():
-            self._refill = asyncio.create_task(self._fill_pool())
+            self._refill = asyncio.create_task(self._fill_pool(delay_s))
 
-    async def _fill_pool(self) -> None:
+    async def _fill_pool(self, delay_s: float) -> None:
+        """Start warm sandboxes until the pool is full, after `delay_s`: a container just taken from
+        the pool is usually about to run code for a request, and starting a kernel beside it
+        (a CPU-bound half second) would slow that request down."""
+        if delay_s:
+            await asyncio.sleep(delay_s)
         while len(self.pool) < self.warm_pool_size:
             root = self.base / f"{POOL_PREFIX}{os.urandom(6).hex()}"
             try:
@@ -229,7 +235,7 @@ class LocalSandboxBackend:
         else:
             sandbox = await self._new_sandbox(root, memory_limit, start_kernel=False)
         self.sandboxes[container_id] = sandbox
-        self._schedule_refill()
+        self._schedule_refill(delay_s=REFILL_DELAY_S)
         return self.location
 
     async def ensure_running(self, container_id: str, *, memory_limit: str = "1g") -> None:
