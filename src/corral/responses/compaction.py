@@ -9,8 +9,9 @@ replayed chain, the model is sent the user's messages, the summary, and what fol
 
 Two ways in: `POST /v1/responses/compact` returns the compacted window, and a create request
 with `context_management: [{type: "compaction", compact_threshold}]` compacts on its own when
-its window passes the threshold, before the first model call, emitting the compaction item as
-its first output item.
+its window passes the threshold: before the first model call (the compaction item is then its
+first output item), and between tool-loop turns, when the calls and their outputs have made the
+window too long (the item then follows those calls, and they are no longer sent to the model).
 """
 
 import asyncio
@@ -211,14 +212,14 @@ def _count(instructions: Any, window: list[dict[str, Any]]) -> int:
 
 
 async def compact_if_needed(ctx: RequestContext, store: Store) -> None:
-    """`context_management`: compact the window before the first model call when its tokens
-    (counted locally, tiktoken's cl100k_base) reach the threshold and it holds anything but user
-    messages. The compaction item is the response's first output item."""
+    """`context_management`: compact the window before a model call when its tokens (counted
+    locally, tiktoken's cl100k_base) reach the threshold and it holds anything but user messages.
+    The window is the history, the caller's input and this response's tool-loop items so far."""
     limit = threshold(ctx.body)
     if limit is None:
         return
     history, caller = replay_window(ctx)
-    window = [*history, *caller]
+    window = [*history, *caller, *ctx.loop_items[ctx.folded :]]
     foldable = any(not (item.get("type", "message") == "message" and item.get("role") == "user") for item in window)
     if not foldable or await asyncio.to_thread(_count, ctx.body.instructions, window) < limit:
         return
@@ -226,6 +227,7 @@ async def compact_if_needed(ctx: RequestContext, store: Store) -> None:
     item = await new_compaction_item(store, ctx, summary)
     ctx.summaries[id(item)] = summary
     ctx.compacted = item
+    ctx.folded = len(ctx.loop_items)
     response = ctx.response
     response.add_usage(usage)
     index = await response.add_item({**item, "encrypted_content": ""})

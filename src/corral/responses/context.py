@@ -50,7 +50,10 @@ class RequestContext:
     the identity of the item."""
     compacted: dict[str, Any] | None = None
     """The `compaction` item this response made (`context_management`): it ends the window
-    replayed to the model, after the caller's input."""
+    replayed to the model, after the caller's input and the loop items it folded."""
+    folded: int = 0
+    """How many of `loop_items` the latest compaction stands for (made between tool-loop turns):
+    they are no longer sent to the model."""
 
     @property
     def response(self) -> ResponseBuilder:

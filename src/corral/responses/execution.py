@@ -81,7 +81,7 @@ def build_execution_request(ctx: RequestContext) -> dict[str, Any]:
             *to_model_items(history, hosted_tools=hosted),
             *ctx.bootstrap.injected_items,
             *to_model_items(caller_input, hosted_tools=hosted),
-            *ctx.loop_items,
+            *ctx.loop_items[ctx.folded :],
         ],
     }
     body = ctx.body

@@ -141,7 +141,7 @@ def replay_window(ctx: RequestContext) -> tuple[list[dict[str, Any]], list[dict[
     after that item (the question being asked, often) still come after the summary.
     """
     caller = resolve_references(ctx, ctx.input_items)
-    trailing = [ctx.compacted] if ctx.compacted is not None else []
+    trailing = [*ctx.loop_items[: ctx.folded], ctx.compacted] if ctx.compacted is not None else []
     window = [*ctx.history, *caller, *trailing]
     cut = next((n for n in range(len(window) - 1, -1, -1) if window[n].get("type") == "compaction"), None)
     if cut is None:

@@ -7,6 +7,7 @@ events once the model turn is over.
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from corral.protocol.vocabulary import EventType, ItemType
@@ -149,8 +150,11 @@ async def _execute(tool: ServerTool, call: ToolCall, response: ResponseBuilder) 
         return ToolOutcome(model_output=f"Error: the tool failed: {exc}")
 
 
-async def run_tool_loop(ctx: RequestContext, *, gateway_cap: int) -> TurnResult | None:
-    """Run model turns until a final answer; returns the last turn (None if none ran)."""
+async def run_tool_loop(
+    ctx: RequestContext, *, gateway_cap: int, between_turns: Callable[[], Awaitable[None]] | None = None
+) -> TurnResult | None:
+    """Run model turns until a final answer; returns the last turn (None if none ran).
+    `between_turns` runs once the tools' outputs are in, before the next model call."""
     response = ctx.response
     for tool in ctx.server_tools:
         ctx.loop_items.extend(await tool.prepare(response))
@@ -184,3 +188,5 @@ async def run_tool_loop(ctx: RequestContext, *, gateway_cap: int) -> TurnResult 
         client_calls = any(item.get("type") in _CLIENT_CALLS and tool is None for item, tool in owners)
         if client_calls or any(outcome.stop for outcome in outcomes):
             return last
+        if between_turns is not None:
+            await between_turns()

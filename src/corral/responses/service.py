@@ -107,7 +107,9 @@ class ResponsesService:
         failure: tuple[str, str] | None = None
         try:
             await compact_if_needed(ctx, self.store)
-            last = await run_tool_loop(ctx, gateway_cap=self.max_tool_calls)
+            last = await run_tool_loop(
+                ctx, gateway_cap=self.max_tool_calls, between_turns=lambda: compact_if_needed(ctx, self.store)
+            )
         except UpstreamError as exc:
             self._count_error(ctx, "http")
             if not response.started and not response.output:
