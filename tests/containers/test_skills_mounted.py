@@ -34,15 +34,24 @@ def outputs(response: Any) -> list[tuple[str, int | None]]:
     return [(entry.stdout, entry.outcome.exit_code) for entry in item.output]
 
 
-@pytest.fixture(scope="module", params=["local", pytest.param("remote", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="module",
+    params=[
+        ("local", "responses"),
+        ("local", "chat"),
+        pytest.param(("remote", "responses"), marks=pytest.mark.postgres),
+    ],
+    ids=["local", "local-chat", "remote"],
+)
 def gateway(
     request: pytest.FixtureRequest,
     mock_upstream: MockUpstream,
     sandbox_python: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
+    kind, api = request.param
     with sandboxed_gateway(
-        request.param, mock_upstream, sandbox_python, tmp_path_factory.mktemp(f"skills-{request.param}")
+        kind, mock_upstream, sandbox_python, tmp_path_factory.mktemp(f"skills-{kind}-{api}"), api=api
     ) as gw:
         yield gw
 

@@ -15,10 +15,12 @@ SANDBOX_KINDS = ("local", "remote")
 
 
 @contextmanager
-def sandboxed_gateway(kind: str, mock: MockUpstream, sandbox_python: str, root: Path) -> Iterator[Gateway]:
+def sandboxed_gateway(
+    kind: str, mock: MockUpstream, sandbox_python: str, root: Path, *, api: str = "responses"
+) -> Iterator[Gateway]:
     settings = sandbox_settings(sandbox_python)
     if kind == "local":
-        with start_gateway(mock, root, sandbox=settings) as gateway:
+        with start_gateway(mock, root, api=api, sandbox=settings) as gateway:
             yield gateway
         return
     with fresh_postgres_url() as url, corral_processes(root) as started:
@@ -26,5 +28,5 @@ def sandboxed_gateway(kind: str, mock: MockUpstream, sandbox_python: str, root: 
             CorralProcess("sandbox-host", root / "host", {"database": url, "sandbox": settings.model_dump()})
         )
         remote = settings.model_copy(update={"backend": "hosts"})
-        with start_gateway(mock, root / "gateway", sandbox=remote, database=url) as gateway:
+        with start_gateway(mock, root / "gateway", api=api, sandbox=remote, database=url) as gateway:
             yield gateway
