@@ -8,6 +8,7 @@ directories, plays the client with the openai SDK through all of them, and kills
 import asyncio
 import concurrent.futures
 import json
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,3 +216,53 @@ def test_a_container_whose_host_is_lost_comes_back_with_its_skills(
         output = next(item for item in response.output if item.type == "shell_call_output")
         assert output.output[0].stdout == "42\n", output.output  # type: ignore[union-attr]
         assert location(database, container.id) != doomed.host_id
+
+
+def test_a_host_that_comes_back_releases_the_containers_that_moved_away(
+    database: str, mock_upstream: MockUpstream, sandbox_python: str, tmp_path: Path
+) -> None:
+    """A host stops answering (SIGSTOP) long enough for its container to be started on the other
+    host; once it runs again (SIGCONT), its heartbeat finds the container is another live host's
+    and deletes its own copy (its disk with it), while the container keeps working where it is."""
+    host_config = settings(database, mock_upstream, sandbox_python)
+    gateway_config = settings(database, mock_upstream, sandbox_python, backend="hosts")
+    with corral_processes(tmp_path) as started:
+        hosts = [CorralProcess("sandbox-host", tmp_path / f"host{n}", host_config) for n in (1, 2)]
+        started.extend(hosts)
+        gateway = CorralProcess("serve", tmp_path / "g", gateway_config)
+        started.append(gateway)
+        first, _ = python(gateway.client(), "open('/mnt/data/a.txt', 'w').write('kept')")
+        container_id = container_of(first)
+        frozen = next(host for host in hosts if host.host_id == location(database, container_id))
+        copy = frozen.data_dir / "containers" / container_id
+        assert copy.is_dir()
+        frozen.process.send_signal(signal.SIGSTOP)
+        try:
+            wait_until_silent(database, frozen.host_id)
+            second, logs = python(
+                gateway.client(), "print(open('/mnt/data/a.txt').read())", previous_response_id=first.id
+            )
+            assert "kept" in logs and location(database, container_id) != frozen.host_id
+        finally:
+            frozen.process.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 60
+        while copy.exists():
+            assert time.monotonic() < deadline, "the host that came back kept its copy"
+            time.sleep(0.2)
+        _, logs = python(gateway.client(), "print(open('/mnt/data/a.txt').read())", previous_response_id=second.id)
+        assert logs.strip() == "kept"
+
+
+def test_a_host_starts_by_deleting_containers_no_record_names(
+    database: str, mock_upstream: MockUpstream, sandbox_python: str, tmp_path: Path
+) -> None:
+    """What a creation that failed half-way left on a host's disk (no record names it) is deleted
+    when the host starts, before it is announced."""
+    orphan = tmp_path / "host" / "containers" / "cntr_orphan"
+    (orphan / "data").mkdir(parents=True)
+    (orphan / "data" / "left.txt").write_text("behind")
+    with corral_processes(tmp_path) as started:
+        host = CorralProcess("sandbox-host", tmp_path / "host", settings(database, mock_upstream, sandbox_python))
+        started.append(host)
+        assert not orphan.exists()
+        assert "released 1 containers that are no longer this host's: ['cntr_orphan']" in host.output()

@@ -79,17 +79,50 @@ class SandboxHosts:
             return
         self.http = aiohttp.ClientSession()
         try:
+            await self.release_moved(at_start=True)
             await self._join()
         except Exception:
             log.exception("could not join the sandbox hosts yet; retrying with the heartbeat")
         if self.serving:
-            self._heartbeat = every(self.ttl_s / 3, self._join, what="sandbox host heartbeat")
+            self._heartbeat = every(self.ttl_s / 3, self._beat, what="sandbox host heartbeat")
 
     async def _join(self) -> None:
         if self.secret is None:
             self.secret = await self.store.sandbox_hosts.secret()
         if self.serving:
             await self._announce()
+
+    async def _beat(self) -> None:
+        await self._join()
+        await self.release_moved(at_start=False)
+
+    async def release_moved(self, *, at_start: bool) -> list[str]:
+        """Delete what this host keeps for containers that are no longer its own: moved to another
+        live host while this one was unreachable (their files went with them), or deleted meanwhile.
+        At start, before this host is announced, also what no record names (a creation that failed
+        half-way); later such a directory may be a creation in flight, so it is left alone. A
+        container recorded on a host that is not live may be moving here: it is left alone too."""
+        held = getattr(self.local, "held", None)
+        if self.local is None or not self.serving or held is None:
+            return []
+        mine = await held()
+        if not mine:
+            return []
+        locations = await self.store.containers.locations(mine)
+        live = {host.id for host in await self.store.sandbox_hosts.live(ttl_s=self.ttl_s)}
+        released = []
+        for container_id in mine:
+            if container_id not in locations:
+                gone = at_start
+            else:
+                location = locations[container_id]
+                gone = location != self.host_id and location in live
+            if gone:
+                await self.local.destroy(container_id)
+                released.append(container_id)
+        if released:
+            log.warning("released %d containers that are no longer this host's: %s", len(released), released)
+        return released
 
     def running(self) -> int:
         sandboxes = getattr(self.local, "sandboxes", None)

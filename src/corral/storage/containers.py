@@ -110,6 +110,16 @@ class ContainerStore:
             result = await connection.execute(containers.delete().where(self._mine(tenant, container_id)))
         return result.rowcount > 0
 
+    async def locations(self, container_ids: list[str]) -> dict[str, str | None]:
+        """Where each of these containers runs, by id, whatever its tenant; absent ids have no record."""
+        if not container_ids:
+            return {}
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                sa.select(containers.c.id, containers.c.location).where(containers.c.id.in_(container_ids))
+            )
+            return {row.id: row.location for row in rows}
+
     async def list_expired(self, now: int) -> list[dict[str, Any]]:
         due = containers.c.last_active_at + containers.c.expires_after_minutes * 60 <= now
         async with self.engine.connect() as connection:

@@ -250,6 +250,14 @@ class LocalSandboxBackend:
     async def is_running(self, container_id: str) -> bool:
         return container_id in self.sandboxes
 
+    async def held(self) -> list[str]:
+        """The containers this host keeps a directory for, running or stopped."""
+
+        def names() -> list[str]:
+            return [entry.name for entry in os.scandir(self.base) if entry.is_dir() and not entry.name.startswith(".")]
+
+        return await asyncio.to_thread(names)
+
     def _data(self, container_id: str) -> Path:
         return self._get(container_id).data
 
