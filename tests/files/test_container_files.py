@@ -71,7 +71,11 @@ def test_csv_by_file_ids_on_an_explicit_container(sandboxed: Gateway, mock: Mock
     tool = {"type": "code_interpreter", "container": container.id}
     response = client.responses.create(model="mock-model", input=call("python", code=SUM_SALES), tools=[tool])  # type: ignore[list-item]
     assert response.output_text == "Done. Last tool output: 59"
+    assert set(linked_files(sandboxed, container.id)) == {sales.id, notes.id}
+    client.containers.files.delete(added.id, container_id=container.id)
+    assert set(linked_files(sandboxed, container.id)) == {sales.id}, "a deleted container file loses its link"
     client.containers.delete(container.id)
+    assert linked_files(sandboxed, container.id) == {}, "a deleted container leaves no links behind"
     assert client.files.content(sales.id).content == SALES, "the source file outlives the container"
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from corral.storage.engine import Locks
 from corral.storage.pagination import keyset_page
-from corral.storage.schema import container_files, containers
+from corral.storage.schema import container_file_sources, container_files, containers
 
 _FIELDS = (
     "name",
@@ -100,15 +100,16 @@ class ContainerStore:
             )
 
     async def delete(self, tenant: str, container_id: str) -> bool:
-        """Forget the container and its files' index."""
+        """Forget the container, its files' index and which of them came from the Files API."""
         async with self.locks.writing(), self.engine.begin() as connection:
-            await connection.execute(
-                container_files.delete().where(
-                    container_files.c.container_id == container_id, container_files.c.tenant == tenant
-                )
-            )
             result = await connection.execute(containers.delete().where(self._mine(tenant, container_id)))
-        return result.rowcount > 0
+            if result.rowcount == 0:
+                return False
+            await connection.execute(container_files.delete().where(container_files.c.container_id == container_id))
+            await connection.execute(
+                container_file_sources.delete().where(container_file_sources.c.container_id == container_id)
+            )
+        return True
 
     async def locations(self, container_ids: list[str]) -> dict[str, str | None]:
         """Where each of these containers runs, by id, whatever its tenant; absent ids have no record."""
@@ -221,4 +222,9 @@ class ContainerStore:
         where = sa.and_(self._file_where(tenant, container_id), container_files.c.id == file_id)
         async with self.locks.writing(), self.engine.begin() as connection:
             result = await connection.execute(container_files.delete().where(where))
-        return result.rowcount > 0
+            if result.rowcount == 0:
+                return False
+            await connection.execute(
+                container_file_sources.delete().where(container_file_sources.c.container_file_id == file_id)
+            )
+        return True
