@@ -31,6 +31,8 @@ MAX_EXPIRY_S = 30 * 24 * 3600
 BATCH_DEFAULT_EXPIRY_S = 30 * 24 * 3600
 MAX_FILENAME_CHARS = 1024
 UPLOAD_TTL_S = 3600
+ABANDONED_AFTER_S = 3600
+"""A file still `uploading` this long after it was created belongs to a process that is gone."""
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024 * 1024
 MAX_PART_BYTES = 64 * 1024 * 1024
 
@@ -421,9 +423,10 @@ class FileService:
             await self.store.files.delete_parts(upload["id"])
 
     async def expire_due(self) -> int:
-        """Delete expired files and drop uploads left pending past their hour."""
+        """Delete expired files, and files whose upload never finished (a crash mid-upload), and
+        drop uploads left pending past their hour."""
         now = self.now()
-        due = await self.store.files.list_expired(now)
+        due = await self.store.files.list_expired(now, abandoned_before=now - ABANDONED_AFTER_S)
         for record in due:
             await self._remove(record["tenant"], record["id"])
         stale = await self.store.files.list_stale_uploads(now)

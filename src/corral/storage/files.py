@@ -91,11 +91,13 @@ class FileStore:
             )
         return int(total or 0)
 
-    async def list_expired(self, now: int, limit: int = 100) -> list[dict[str, Any]]:
+    async def list_expired(self, now: int, *, abandoned_before: int, limit: int = 100) -> list[dict[str, Any]]:
+        """Files past their expiry, and files still `uploading` that were created before
+        `abandoned_before` (the process that took them is gone)."""
+        expired = sa.and_(files.c.expires_at.is_not(None), files.c.expires_at <= now)
+        abandoned = sa.and_(files.c.status == "uploading", files.c.created_at < abandoned_before)
         async with self.engine.connect() as connection:
-            rows = await connection.execute(
-                sa.select(files).where(files.c.expires_at.is_not(None), files.c.expires_at <= now).limit(limit)
-            )
+            rows = await connection.execute(sa.select(files).where(sa.or_(expired, abandoned)).limit(limit))
             return [_record(row) for row in rows]
 
     async def link(self, container_file_id: str, container_id: str, file_id: str) -> None:
