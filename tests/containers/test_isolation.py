@@ -3,6 +3,7 @@
 It runs against the local backend in this process, and against a `corral sandbox-host` process
 through the remote backend (the internal API in between)."""
 
+import os
 import secrets
 import socket
 from collections.abc import AsyncIterator
@@ -194,3 +195,21 @@ async def test_stop_keeps_files_and_the_container_comes_back(
     assert not (base / "cntr_keep").exists()
     if again is not backend:
         await again.aclose()
+
+
+async def test_a_download_dropped_before_its_first_byte_closes_its_file(sandbox_python: str, tmp_path: Path) -> None:
+    backend = LocalSandboxBackend(tmp_path, python=sandbox_python, warm_pool_size=0, disk_mb=TEST_DISK_MB)
+    await backend.start()
+    try:
+        await backend.create("cntr_a")
+        await backend.write_file("cntr_a", "dropped.txt", _single(b"never read"))
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(20):
+            content = await backend.read_file("cntr_a", "dropped.txt")
+            del content
+        assert len(os.listdir("/proc/self/fd")) == before
+        read = await backend.read_file("cntr_a", "dropped.txt")
+        assert b"".join([chunk async for chunk in read.chunks]) == b"never read"
+        assert len(os.listdir("/proc/self/fd")) == before
+    finally:
+        await backend.aclose()

@@ -16,6 +16,7 @@ import random
 import shutil
 import socket
 import tempfile
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -315,7 +316,10 @@ class LocalSandboxBackend:
 
     async def read_file(self, container_id: str, path: str) -> FileContent:
         fd, size = await asyncio.to_thread(files.open_regular, self._data(container_id), path)
-        return FileContent(size, _chunks(fd, size))
+        descriptor = _Descriptor(fd)
+        chunks = _chunks(descriptor, size)
+        weakref.finalize(chunks, descriptor.close)
+        return FileContent(size, chunks)
 
     async def write_file(self, container_id: str, path: str, chunks: AsyncIterable[bytes]) -> int:
         sandbox = self._get(container_id)
@@ -404,12 +408,26 @@ def _remove_lost_found(data: Path) -> None:
         pass
 
 
-async def _chunks(fd: int, size: int) -> AsyncIterator[bytes]:
+class _Descriptor:
+    """An open file that is closed once, by whichever comes first: the end of its stream, or the
+    stream being dropped unread (a client that left before the first byte; a generator that never
+    started runs no `finally`)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+async def _chunks(descriptor: _Descriptor, size: int) -> AsyncIterator[bytes]:
     """At most `size` bytes (the size announced to the client), however the file changes meanwhile."""
     left = size
     try:
-        while left > 0 and (chunk := await asyncio.to_thread(files.read_chunk, fd, min(left, files.CHUNK))):
+        while left > 0 and (chunk := await asyncio.to_thread(files.read_chunk, descriptor.fd, min(left, files.CHUNK))):
             left -= len(chunk)
             yield chunk
     finally:
-        os.close(fd)
+        descriptor.close()

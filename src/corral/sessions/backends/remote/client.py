@@ -5,6 +5,7 @@ the host sees the disconnect and cancels the execution there, so the kernel is i
 it runs.
 """
 
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -97,7 +98,9 @@ class RemoteSandboxBackend:
             body = orjson.loads(await response.read() or b"{}")
             response.release()
             raise wire.error(body)
-        return FileContent(int(response.headers.get("content-length", "0")), _body(response))
+        chunks = _body(response)
+        weakref.finalize(chunks, response.release)
+        return FileContent(int(response.headers.get("content-length", "0")), chunks)
 
     async def write_file(self, container_id: str, path: str, chunks: AsyncIterable[bytes]) -> int:
         try:
