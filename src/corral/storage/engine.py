@@ -2,10 +2,10 @@
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -18,6 +18,11 @@ from corral.storage.errors import UnstorableText
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 724_242_001
+_RECYCLE_S = 300
+"""PostgreSQL connections older than this are replaced at checkout: one that a firewall, a proxy
+or an idle timeout dropped without a word goes before it is likely to be found dead."""
+
+T = TypeVar("T")
 
 
 def async_url(url: str) -> str:
@@ -69,8 +74,13 @@ def _make_engine(url: str) -> AsyncEngine:
         if path and path != ":memory:" and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
-            full, json_serializer=_json, json_deserializer=orjson.loads, connect_args={"timeout": 30}
+            full,
+            json_serializer=_json,
+            json_deserializer=orjson.loads,
+            connect_args={"timeout": 30},
+            pool_reset_on_return=None,
         )
+        sa.event.listen(engine.sync_engine, "reset", _rollback_if_open)
 
         @sa.event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -82,14 +92,64 @@ def _make_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         full,
         json_serializer=_json,
         json_deserializer=orjson.loads,
         pool_size=10,
         max_overflow=20,
-        pool_pre_ping=True,
+        pool_recycle=_RECYCLE_S,
     )
+    sa.event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
+    return engine
+
+
+def _rollback_if_open(dbapi_connection: Any, _record: Any, state: Any) -> None:
+    """SQLite's return-to-pool reset: roll back only a connection that is inside a transaction.
+
+    The default reset rolls back every returned connection whose transaction SQLAlchemy did not
+    end itself, a thread hop each time even when there is nothing to roll back (a save runs its
+    transaction on the connection's thread, `group_commit`). `in_transaction` is read without a hop.
+    """
+    if state.terminate_only or not state.asyncio_safe or state.transaction_was_reset:
+        return
+    driver = getattr(dbapi_connection, "_connection", None)
+    sqlite_connection = getattr(driver, "_connection", None)
+    if sqlite_connection is None or sqlite_connection.in_transaction:
+        dbapi_connection.rollback()
+
+
+def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection the server closed (restart, failover, `pg_terminate_backend`) is
+    replaced at checkout, for free: asyncpg has seen the socket close, no round trip asks.
+
+    This replaces `pool_pre_ping`, which cost three round trips per checkout (BEGIN, `;`,
+    ROLLBACK). A connection that dies without the client having seen it yet fails its first
+    statement as a disconnect: SQLAlchemy then invalidates the pool, and the stores' hot paths
+    retry once (`retry_on_disconnect`).
+    """
+    driver = getattr(dbapi_connection, "_connection", None)
+    if driver is not None and driver.is_closed():
+        raise sa.exc.DisconnectionError("the server closed this pooled connection")
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """Whether an error means the connection was lost (SQLAlchemy has invalidated it)."""
+    return isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+
+
+async def retry_on_disconnect(work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work` (which checks out its own connection), once more if it lost its connection.
+
+    Only for work that is safe to run twice: a read, or a write that a second run finds done
+    (a save that meets its own row takes the replace path and writes the same values).
+    """
+    try:
+        return await work()
+    except sa.exc.DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    return await work()
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from corral.storage.engine import Locks, is_sqlite
-from corral.storage.errors import NotFound
-from corral.storage.group_commit import GroupCommit
+from corral.storage.errors import NotFound, UnstorableText
+from corral.storage.group_commit import GroupCommit, NewResponse, Saved
 from corral.storage.pagination import item_page
 from corral.storage.schema import INPUT, OUTPUT, background_leases, response_events, response_items, responses
 
@@ -61,6 +61,21 @@ and takes the primary key, where a plain join on a small or unanalysed table mad
 whole table at every step (quadratic: ~6 ms instead of ~1 ms for 200 turns on a fresh database)."""
 
 
+def _text(value: Any) -> str:
+    """JSON text as the engine's JSON columns store it (`engine._json`)."""
+    return orjson.dumps(value).decode()
+
+
+def _has_nul(new: NewResponse) -> bool:
+    """A raw NUL in a text column (JSON text escapes it): refused on both databases, as the
+    engine's `before_cursor_execute` check refuses it for statements made through SQLAlchemy."""
+    if any(isinstance(value, str) and "\x00" in value for value in new.response[:6]):
+        return True
+    if any(item_id is not None and "\x00" in item_id for _, _, item_id, _ in new.items):
+        return True
+    return any("\x00" in item_id for item_id, _ in new.conversation_items or ())
+
+
 @dataclass(frozen=True)
 class Lease:
     response_id: str
@@ -90,32 +105,51 @@ class ResponseStore:
         *,
         previous_response_id: str | None,
         conversation_id: str | None,
-    ) -> None:
+        conversation_items: list[dict[str, Any]] | None = None,
+    ) -> bool:
         """Insert, or replace the response object and its output; input items are written once.
 
-        The common case (a new response) goes through the group commit; the replace path runs only
-        when the insert meets an existing id.
+        `conversation_items`, when given, are to be appended to `conversation_id`: on SQLite they
+        are, in the same transaction as a new response, and the result is True (`NotFound` when
+        the conversation is gone; the response stays saved). False means the caller still has to
+        append them (PostgreSQL, or a response that existed already).
+
+        The common case (a new response) is one transaction (`group_commit`); the replace path
+        runs only when the insert meets an existing id.
         """
         response_id = response["id"]
+        created_at = response.get("created_at") or 0
+        status = response.get("status") or "completed"
         body = {key: value for key, value in response.items() if key != "output"}
+        output = response.get("output") or []
+        new = NewResponse(
+            (response_id, tenant, created_at, previous_response_id, conversation_id, status, _text(body)),
+            [(INPUT, n, item.get("id"), _text(item)) for n, item in enumerate(input_items)]
+            + [(OUTPUT, n, item.get("id"), _text(item)) for n, item in enumerate(output)],
+        )
+        joining = conversation_items is not None and conversation_id is not None and self.group.joins_conversations
+        if joining:
+            assert conversation_items is not None
+            new.conversation_items = [(item["id"], _text(item)) for item in conversation_items]
+        if _has_nul(new):
+            raise UnstorableText()
+        saved = await self.group.insert(new)
+        if saved is Saved.INSERTED:
+            return joining
+        if saved is Saved.INSERTED_NO_CONVERSATION:
+            raise NotFound(conversation_id or "")
         row = {
             "tenant": tenant,
-            "created_at": response.get("created_at") or 0,
+            "created_at": created_at,
             "previous_response_id": previous_response_id,
             "conversation_id": conversation_id,
-            "status": response.get("status") or "completed",
+            "status": status,
             "body": body,
         }
         outputs = [
             {"response_id": response_id, "part": OUTPUT, "position": n, "item_id": item.get("id"), "item": item}
-            for n, item in enumerate(response.get("output") or [])
+            for n, item in enumerate(output)
         ]
-        inputs = [
-            {"response_id": response_id, "part": INPUT, "position": n, "item_id": item.get("id"), "item": item}
-            for n, item in enumerate(input_items)
-        ]
-        if await self.group.insert({"id": response_id, **row}, inputs + outputs):
-            return
         async with self.locks.writing(), self.engine.begin() as connection:
             owner = await connection.scalar(sa.select(responses.c.tenant).where(responses.c.id == response_id))
             if owner != tenant:
@@ -128,6 +162,7 @@ class ResponseStore:
             )
             if outputs:
                 await connection.execute(response_items.insert(), outputs)
+        return False
 
     async def get(self, tenant: str, response_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as connection:
