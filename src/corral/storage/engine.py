@@ -133,11 +133,6 @@ def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         raise sa.exc.DisconnectionError("the server closed this pooled connection")
 
 
-def is_disconnect(exc: BaseException) -> bool:
-    """Whether an error means the connection was lost (SQLAlchemy has invalidated it)."""
-    return isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
-
-
 async def retry_on_disconnect(work: Callable[[], Awaitable[T]]) -> T:
     """Run `work` (which checks out its own connection), once more if it lost its connection.
 

@@ -12,7 +12,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from corral.storage.engine import Locks, is_sqlite
+from corral.storage.engine import Locks, is_sqlite, retry_on_disconnect
 from corral.storage.errors import NotFound, UnstorableText
 from corral.storage.group_commit import GroupCommit, NewResponse, Saved
 from corral.storage.pagination import item_page
@@ -165,6 +165,9 @@ class ResponseStore:
         return False
 
     async def get(self, tenant: str, response_id: str) -> dict[str, Any] | None:
+        return await retry_on_disconnect(lambda: self._get(tenant, response_id))
+
+    async def _get(self, tenant: str, response_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as connection:
             body = await connection.scalar(
                 sa.select(responses.c.body).where(responses.c.id == response_id, responses.c.tenant == tenant)
@@ -215,13 +218,16 @@ class ResponseStore:
         The chain stops at the first response that is missing or another tenant's; the newest
         itself must be the tenant's (else `NotFound`).
         """
-        async with self._single_reads.connect() as connection:
-            rows = (await connection.execute(self._chain_query, {"id": response_id, "tenant": tenant})).all()
+        rows = await retry_on_disconnect(lambda: self._chain_rows(tenant, response_id))
         if not rows:
             raise NotFound(response_id)
         if self._decode_items:
             return [orjson.loads(item) for part, item in rows if part is not None]
         return [item for part, item in rows if part is not None]
+
+    async def _chain_rows(self, tenant: str, response_id: str) -> list[Any]:
+        async with self._single_reads.connect() as connection:
+            return list((await connection.execute(self._chain_query, {"id": response_id, "tenant": tenant})).all())
 
     async def append_events(self, response_id: str, events: list[dict[str, Any]]) -> None:
         """Record stream events (each carries its `sequence_number`) for later replay."""
