@@ -7,13 +7,14 @@ nothing, and a changed skill of the same name replaces the old one. Where contai
 on another host gets its skills back with its files.
 """
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from corral.sessions.backends.base import SandboxBackend
 from corral.sessions.skill_bundle import SkillBundle
 from corral.storage import Store
+from corral.storage.blobs import one_chunk
 
 SKILLS_ROOT = "/mnt/skills"
 
@@ -37,10 +38,6 @@ def _key(container_id: str, name: str) -> str:
     return f"container-skills/{container_id}/{name}"
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
 class ContainerSkills:
     def __init__(self, store: Store, *, keep: bool) -> None:
         self.store = store
@@ -57,7 +54,7 @@ class ContainerSkills:
                 continue
             await backend.install_skill(record["id"], bundle.name, bundle.archive)
             if self.keep:
-                await self.store.blobs.put(_key(record["id"], bundle.name), _once(bundle.archive))
+                await self.store.blobs.put(_key(record["id"], bundle.name), one_chunk(bundle.archive))
             held[bundle.name] = {"description": bundle.description, "digest": bundle.digest}
         extra["skills"] = held
         return extra

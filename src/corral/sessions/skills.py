@@ -11,14 +11,14 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from corral.protocol.errors import CorralError, InvalidRequest, NotFound
 from corral.protocol.ids import new_id
 from corral.sessions.skill_bundle import SkillBundle, bundle_from_upload, folder_archive
 from corral.storage import Store
-from corral.storage.blobs import BlobStore
+from corral.storage.blobs import BlobStore, one_chunk
 from corral.storage.skills import skill_key, skill_prefix
 
 log = logging.getLogger(__name__)
@@ -71,10 +71,6 @@ def parse_version(value: Any, *, param: str, latest: bool = True) -> int | None:
     raise InvalidRequest(f"Invalid version {str(value)[:40]!r}: expected {allowed}.", param=param, code="invalid_value")
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -110,7 +106,7 @@ class SkillService:
         bundle = await self.bundle(parts)
         skill_id, version_id = new_id("skill"), new_id("skillver")
         key = skill_key(skill_id, version_id)
-        await self.blobs.put(key, _once(bundle.archive))
+        await self.blobs.put(key, one_chunk(bundle.archive))
         try:
             return await self.store.skills.create(
                 tenant, {"id": skill_id, "created_at": self.now()}, self._version_row(version_id, bundle)
@@ -126,7 +122,7 @@ class SkillService:
         bundle = await self.bundle(parts)
         version_id = new_id("skillver")
         key = skill_key(skill_id, version_id)
-        await self.blobs.put(key, _once(bundle.archive))
+        await self.blobs.put(key, one_chunk(bundle.archive))
         try:
             added = await self.store.skills.add_version(
                 tenant, skill_id, self._version_row(version_id, bundle), make_default=make_default

@@ -41,6 +41,11 @@ class BlobStore(Protocol):
     async def delete_prefix(self, prefix: str) -> None: ...
 
 
+async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    """Bytes already in memory, as the chunk stream `put` takes."""
+    yield data
+
+
 async def rechunk(chunks: AsyncIterable[bytes], size: int = CHUNK) -> AsyncIterator[bytes]:
     """The same bytes in pieces of exactly `size` (the last one shorter)."""
     buffer = bytearray()
