@@ -9,8 +9,10 @@ statement, commit, the pool's reset) and ~1.2M instructions of statement compila
 and result processing.
 The process-wide write lock (`Locks.writing`) still orders it with every other write.
 
-PostgreSQL: one statement per save, outside a transaction (a single statement is atomic): the
-response row and its items are inserted together by a data-modifying `WITH`, one round trip.
+PostgreSQL: the same grouping, each batch one statement outside a transaction (a single
+statement is atomic): the response rows and their items are inserted together by a data-modifying
+`WITH`, one round trip and one commit. Without the grouping, concurrent saves each paid their own
+WAL flush: 1.3k saves/s at c=16 here, against 8.7k batched.
 
 Either way an existing id inserts nothing and reports it, and the caller takes the replace path.
 """
@@ -66,18 +68,23 @@ _INSERT_CONVERSATION_ITEM_SQLITE = (
 _SAVE_POSTGRES = """
 WITH saved AS (
     INSERT INTO responses (id, tenant, created_at, previous_response_id, conversation_id, status, body)
-    VALUES ($1, $2, $3, $4, $5, $6, $7::text::json)
+    SELECT r.id, r.tenant, r.created_at, r.previous_response_id, r.conversation_id, r.status, r.body::json
+    FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[])
+        AS r(id, tenant, created_at, previous_response_id, conversation_id, status, body)
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 ), items AS (
     INSERT INTO response_items (response_id, part, position, item_id, item)
-    SELECT saved.id, i.part, i.position, i.item_id, i.item::json
-    FROM saved, unnest($8::smallint[], $9::int[], $10::text[], $11::text[]) AS i(part, position, item_id, item)
+    SELECT i.response_id, i.part, i.position, i.item_id, i.item::json
+    FROM unnest($8::text[], $9::smallint[], $10::int[], $11::text[], $12::text[])
+        AS i(response_id, part, position, item_id, item)
+    JOIN saved ON saved.id = i.response_id
 )
-SELECT count(*) FROM saved
+SELECT id FROM saved
 """
-"""Both inserts in one statement: the items only when the response row was inserted (a data-
-modifying `WITH` runs once, to completion, whatever the outer query reads)."""
+"""A batch of saves in one statement: the responses, then the items of those inserted (a data-
+modifying `WITH` runs once, to completion, whatever the outer query reads); the ids returned are
+the responses inserted. One round trip and one commit (one WAL flush) per batch."""
 
 
 def _write_sqlite(connection: sqlite3.Connection, batch: Sequence[NewResponse]) -> list[Saved]:
@@ -136,24 +143,27 @@ class GroupCommit:
 
     async def insert(self, new: NewResponse) -> Saved:
         """Insert a new response and its items (and conversation items, on SQLite)."""
-        if not self.sqlite:
-            return await retry_on_disconnect(lambda: self._insert_postgres(new))
         future: asyncio.Future[Saved] = asyncio.get_running_loop().create_future()
         self.pending.append((new, future))
         if self.writer_task is None or self.writer_task.done():
             self.writer_task = asyncio.create_task(self._drain())
         return await future
 
-    async def _insert_postgres(self, new: NewResponse) -> Saved:
-        parts = [item[0] for item in new.items]
-        positions = [item[1] for item in new.items]
-        item_ids = [item[2] for item in new.items]
-        items = [item[3] for item in new.items]
+    async def _write(self, batch: list[NewResponse]) -> list[Saved]:
+        if self.sqlite:
+            return await self._write_sqlite(batch)
+        return await retry_on_disconnect(lambda: self._write_postgres(batch))
+
+    async def _write_postgres(self, batch: list[NewResponse]) -> list[Saved]:
+        rows = [new.response for new in batch]
+        items = [(new.response[0], *item) for new in batch for item in new.items]
+        parameters = (
+            *([row[n] for row in rows] for n in range(7)),
+            *([item[n] for item in items] for n in range(5)),
+        )
         async with self._autocommit.connect() as connection:
-            inserted = (
-                await connection.exec_driver_sql(_SAVE_POSTGRES, (*new.response, parts, positions, item_ids, items))
-            ).scalar()
-        return Saved.INSERTED if inserted else Saved.EXISTS
+            inserted = set((await connection.exec_driver_sql(_SAVE_POSTGRES, parameters)).scalars())
+        return [Saved.INSERTED if new.response[0] in inserted else Saved.EXISTS for new in batch]
 
     async def _write_sqlite(self, batch: list[NewResponse]) -> list[Saved]:
         """The batch as one call on the pooled aiosqlite connection's thread (the queue
@@ -172,18 +182,31 @@ class GroupCommit:
                 await greenlet_spawn(pooled.close)
         return outcomes
 
+    def _next_batch(self) -> list[Pending]:
+        """The pending saves, less any whose id is already in the batch (the second save of one
+        id waits for the next batch, so it finds the first and takes the replace path)."""
+        batch: list[Pending] = []
+        later: list[Pending] = []
+        ids: set[str] = set()
+        for pending in self.pending:
+            response_id = pending[0].response[0]
+            (later if response_id in ids else batch).append(pending)
+            ids.add(response_id)
+        self.pending = later
+        return batch
+
     async def _drain(self) -> None:
         while self.pending:
-            batch, self.pending = self.pending, []
+            batch = self._next_batch()
             try:
-                outcomes = await self._write_sqlite([new for new, _ in batch])
+                outcomes = await self._write([new for new, _ in batch])
             except Exception as exc:
                 if len(batch) == 1:
                     _settle(batch[0][1], exc)
                     continue
                 for new, future in batch:
                     try:
-                        [outcome] = await self._write_sqlite([new])
+                        [outcome] = await self._write([new])
                     except Exception as one:
                         _settle(future, one)
                     else:
