@@ -17,10 +17,8 @@ beside it to tell the query from the rest. PostgreSQL gets a scratch database, d
 
 import argparse
 import asyncio
-import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,29 +34,14 @@ import uvloop
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from tests.support.servers import free_port, wait_for  # noqa: E402
+from tests.support.servers import free_port  # noqa: E402
 
 import loadgen  # noqa: E402
+from bench_gateway import process  # noqa: E402
 from corral.api.tenancy import DEFAULT_TENANT  # noqa: E402
 from corral.storage import Store  # noqa: E402
 
 MODEL = "mock-model"
-
-
-@contextmanager
-def process(args: list[str], ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        args,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")},
-    )
-    try:
-        wait_for(ready_url, timeout=60)
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @contextmanager

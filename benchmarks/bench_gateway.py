@@ -42,7 +42,9 @@ import loadgen  # noqa: E402
 
 
 @contextmanager
-def process(args: list[str], ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
+def process(args: list[str], ready_url: str, *, timeout_s: float = 60) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process for one measurement, ready once `ready_url` answers (`CORRAL_*` variables
+    of the caller's environment are not passed on)."""
     proc = subprocess.Popen(
         args,
         stdout=subprocess.DEVNULL,
@@ -50,11 +52,11 @@ def process(args: list[str], ready_url: str) -> Iterator[subprocess.Popen[bytes]
         env={k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")},
     )
     try:
-        wait_for(ready_url, timeout=60)
+        wait_for(ready_url, timeout=timeout_s)
         yield proc
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        proc.wait(timeout=timeout_s)
 
 
 def body(api: str, *, direct: bool, store: bool = False, stream: bool = False) -> bytes:

@@ -20,14 +20,10 @@ p50 per call is printed too (the tool requests make one call more than the plain
 import argparse
 import asyncio
 import itertools
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +34,10 @@ import uvloop
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from tests.support.servers import free_port, wait_for  # noqa: E402
+from tests.support.servers import free_port  # noqa: E402
 
 import fast_upstream  # noqa: E402
+from bench_gateway import process  # noqa: E402
 
 MODEL = "mock-model"
 AUTO = {"type": "code_interpreter", "container": {"type": "auto"}}
@@ -125,22 +122,6 @@ async def serve_upstream(port: int) -> None:
 
 
 # The measurement ----------------------------------------------------------------------------
-
-
-@contextmanager
-def process(args: list[str], ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        args,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")},
-    )
-    try:
-        wait_for(ready_url, timeout=120)
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
 
 class Client:
@@ -245,7 +226,7 @@ async def main(args: argparse.Namespace) -> None:
     runs = []
     with (
         process([sys.executable, __file__, "--upstream", str(up_port)], f"{upstream}/v1/models"),
-        process(serve, f"{gateway}/health"),
+        process(serve, f"{gateway}/health", timeout_s=120),
     ):
         await asyncio.sleep(args.pool_wait)
         for _ in range(args.repeat):

@@ -3,17 +3,15 @@ threshold, the calls so far are compacted before the next model call, which is s
 instead of them; the compaction item follows the calls in the output, and a later request on the
 chain replays the summary, not the output."""
 
-import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from corral.responses.history import SUMMARY_PREFIX
 from tests.compaction.test_compaction import model_texts, summary_requests
-from tests.conftest import Gateway, start_gateway
-from tests.fixtures.sandboxes import sandbox_settings
-from tests.support.mock import MockUpstream
+from tests.conftest import Gateway
+from tests.support.mock import MockUpstream, call
+from tests.support.sandboxed import sandboxed_gateway
 
 pytestmark = pytest.mark.sandbox
 
@@ -22,16 +20,12 @@ MANAGEMENT = [{"type": "compaction", "compact_threshold": 1000}]
 AUTO_CI = {"type": "code_interpreter", "container": {"type": "auto"}}
 
 
-def call(name: str, **arguments: Any) -> str:
-    return f"[[call {name} {json.dumps(arguments)}]]"
-
-
 @pytest.fixture(scope="module")
 def sandboxed(
     mock_upstream: MockUpstream, sandbox_python: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    with start_gateway(
-        mock_upstream, tmp_path_factory.mktemp("loop-compaction"), sandbox=sandbox_settings(sandbox_python)
+    with sandboxed_gateway(
+        "local", mock_upstream, sandbox_python, tmp_path_factory.mktemp("loop-compaction")
     ) as gateway:
         yield gateway
 

@@ -2,7 +2,6 @@
 `mcp_approval_request` comes back in `input` beside the `mcp_approval_response`, with no
 `previous_response_id` and often `store: false`."""
 
-import json
 from typing import Any
 
 import openai
@@ -12,11 +11,7 @@ from agents.items import MCPApprovalRequestItem, MCPApprovalResponseItem
 from openai.types.responses.tool_param import Mcp
 
 from tests.conftest import Gateway
-from tests.support.mock import MockUpstream
-
-
-def call(name: str, **arguments: Any) -> str:
-    return f"[[call {name} {json.dumps(arguments)}]]"
+from tests.support.mock import MockUpstream, call
 
 
 def mcp_config(url: str) -> Mcp:

@@ -4,7 +4,6 @@
 `corral sandbox-host` process, whose copy arrives over the internal API."""
 
 import io
-import json
 import zipfile
 from collections.abc import Iterator
 from typing import Any
@@ -13,15 +12,11 @@ import openai
 import pytest
 
 from tests.conftest import Gateway
-from tests.support.mock import MockUpstream, sent_texts
+from tests.support.mock import MockUpstream, call, sent_texts
 from tests.support.sandboxed import sandboxed_gateway
 from tests.support.skills import inline, skill_zip
 
 pytestmark = pytest.mark.sandbox
-
-
-def call(name: str, **arguments: Any) -> str:
-    return f"[[call {name} {json.dumps(arguments)}]]"
 
 
 def shell_tool(*skills: dict[str, Any]) -> dict[str, Any]:

@@ -1,25 +1,19 @@
 """code_interpreter and shell in the tool loop: resolution, state across requests, events, citations."""
 
 import concurrent.futures
-import json
 import time
-from typing import Any
 
 import openai
 import pytest
 
 from tests.conftest import Gateway
-from tests.support.mock import MockUpstream
+from tests.support.mock import MockUpstream, call
 
 pytestmark = pytest.mark.sandbox
 
 AUTO_CI = {"type": "code_interpreter", "container": {"type": "auto"}}
 AUTO_SHELL = {"type": "shell", "environment": {"type": "container_auto"}}
 INCLUDE = ["code_interpreter_call.outputs"]
-
-
-def call(name: str, **arguments: Any) -> str:
-    return f"[[call {name} {json.dumps(arguments)}]]"
 
 
 def test_python_state_is_kept_across_requests_with_auto(sandboxed: Gateway, mock: MockUpstream) -> None:

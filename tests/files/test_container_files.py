@@ -1,18 +1,16 @@
 """Files handed to containers by id: a CSV uploaded with `client.files` and analysed by
 code_interpreter, through `file_ids` on an `auto` container and on an explicit one."""
 
-import json
 from collections.abc import Iterator
-from typing import Any
 
 import openai
 import pytest
 
 from corral.storage import Store
-from tests.conftest import Gateway, start_gateway
+from tests.conftest import Gateway
 from tests.fixtures.databases import _run as run_private
-from tests.fixtures.sandboxes import sandbox_settings
-from tests.support.mock import MockUpstream, sent_texts
+from tests.support.mock import MockUpstream, call, sent_texts
+from tests.support.sandboxed import sandboxed_gateway
 
 pytestmark = pytest.mark.sandbox
 
@@ -20,16 +18,12 @@ SALES = b"region,sales\nnorth,10\nsouth,32\neast,17\n"
 SUM_SALES = "import csv; print(sum(int(r['sales']) for r in csv.DictReader(open('/mnt/data/sales.csv'))))"
 
 
-def call(name: str, **arguments: Any) -> str:
-    return f"[[call {name} {json.dumps(arguments)}]]"
-
-
 @pytest.fixture(scope="module")
 def sandboxed(
     mock_upstream: MockUpstream, sandbox_python: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    with start_gateway(
-        mock_upstream, tmp_path_factory.mktemp("files-sandboxed"), sandbox=sandbox_settings(sandbox_python)
+    with sandboxed_gateway(
+        "local", mock_upstream, sandbox_python, tmp_path_factory.mktemp("files-sandboxed")
     ) as gateway:
         yield gateway
 

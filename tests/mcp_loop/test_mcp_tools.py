@@ -8,15 +8,11 @@ import openai
 import pytest
 
 from tests.conftest import Gateway
-from tests.support.mock import MockUpstream
+from tests.support.mock import MockUpstream, call
 
 
 def mcp(url: str, **extra: Any) -> dict[str, Any]:
     return {"type": "mcp", "server_label": "demo", "server_url": url, "require_approval": "never", **extra}
-
-
-def call(name: str, **arguments: Any) -> str:
-    return f"[[call {name} {json.dumps(arguments)}]]"
 
 
 def test_listing_call_and_answer(mcp_gateway: Gateway, mock: MockUpstream, mcp_url: str) -> None:

@@ -7,7 +7,6 @@ directories, plays the client with the openai SDK through all of them, and kills
 
 import asyncio
 import concurrent.futures
-import json
 import signal
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 
 from tests.fixtures.databases import fresh_postgres_url
 from tests.fixtures.sandboxes import TEST_DISK_MB
-from tests.support.mock import MockUpstream
+from tests.support.mock import MockUpstream, call
 from tests.support.processes import CorralProcess, corral_processes
 from tests.support.skills import inline
 
@@ -28,10 +27,6 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.postgres]
 
 HOST_TTL_S = 3.0
 AUTO_CI = {"type": "code_interpreter", "container": {"type": "auto"}}
-
-
-def call(name: str, **arguments: Any) -> str:
-    return f"[[call {name} {json.dumps(arguments)}]]"
 
 
 def settings(database: str, mock: MockUpstream, sandbox_python: str, **sandbox: Any) -> dict[str, Any]:

@@ -7,14 +7,12 @@ checks that host files are left exactly as they were.
 """
 
 import base64
-import json
 import stat
 import struct
 import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
@@ -23,16 +21,12 @@ import pytest
 from tests.conftest import Gateway, start_gateway
 from tests.fixtures.databases import fresh_postgres_url
 from tests.fixtures.sandboxes import TEST_DISK_MB, sandbox_settings
-from tests.support.mock import MockUpstream
+from tests.support.mock import MockUpstream, call
 from tests.support.sandboxed import sandboxed_gateway
 
 pytestmark = pytest.mark.sandbox
 
 HOST_SECRET = b"HOST-SECRET: nobody inside a container may read or change this\n"
-
-
-def call(name: str, **arguments: Any) -> str:
-    return f"[[call {name} {json.dumps(arguments)}]]"
 
 
 @pytest.fixture(scope="module", params=["local", pytest.param("remote", marks=pytest.mark.postgres)])

@@ -1,8 +1,14 @@
-"""Access to what the scripted upstream received."""
+"""Access to what the scripted upstream received, and the directives that script it."""
 
+import json
 from typing import Any
 
 import httpx
+
+
+def call(name: str, **arguments: Any) -> str:
+    """The directive that makes the scripted model call the tool `name` with these arguments."""
+    return f"[[call {name} {json.dumps(arguments)}]]"
 
 
 def sent_texts(body: dict[str, Any]) -> list[str]:
