@@ -2,10 +2,9 @@
 envelope of last resort, the body limit and authentication, in that order, around the routes.
 
 Each concern is written in its own module (`metrics`, `request_ids`, `errors`, `body_limit`,
-`auth`), where it also exists as a middleware of its own; run as five middlewares they cost five
-coroutine frames, four wrappers of `send` (and two of `receive`) per request and a call through
-each wrapper for every message. Here one wrapper of each does what all of them did, in the same
-order, with the same answers.
+`auth`). They were five middlewares once, which cost five coroutine frames, four wrappers of
+`send` (and two of `receive`) per request and a call through each wrapper for every message; here
+one wrapper of each does what all of them did, in the same order, with the same answers.
 
 Routes with a fixed path (`POST /v1/responses`, `GET /v1/models`…) are also called from here
 directly (`DirectRoutes`), past Starlette's exception layer, router scan and per-route exception
