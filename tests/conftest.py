@@ -12,6 +12,7 @@ import pytest
 from corral.app import build_app
 from corral.config import SandboxSettings, Settings, UpstreamSettings
 from corral.mock_upstream.app import build_app as build_mock_app
+from tests.fixtures.databases import fresh_postgres_url
 from tests.support.mock import MockUpstream
 from tests.support.processes import unmount_under
 from tests.support.servers import serve_in_thread
@@ -53,6 +54,17 @@ def start_gateway(mock: MockUpstream, data_dir: Path, *, api: str = "responses",
     app = build_app(config)
     with serve_in_thread(app, ready_path="/health") as base:
         yield Gateway(base, config, mock, app)
+
+
+@contextmanager
+def gateway_on(database: str, mock: MockUpstream, data_dir: Path, **settings: Any) -> Iterator[Gateway]:
+    """`start_gateway` on SQLite (`"sqlite"`) or on a fresh PostgreSQL database (`"postgres"`)."""
+    if database == "sqlite":
+        with start_gateway(mock, data_dir, **settings) as gateway:
+            yield gateway
+        return
+    with fresh_postgres_url() as url, start_gateway(mock, data_dir, database=url, **settings) as gateway:
+        yield gateway
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -18,8 +18,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import Gateway, start_gateway
-from tests.fixtures.databases import fresh_postgres_url
+from tests.conftest import Gateway, gateway_on
 from tests.fixtures.sandboxes import TEST_DISK_MB, sandbox_settings
 from tests.support.mock import MockUpstream, call
 from tests.support.sandboxed import sandboxed_gateway
@@ -250,12 +249,7 @@ def test_each_container_runs_as_its_own_user(gateway: Gateway, mock: MockUpstrea
 def any_store_gateway(
     request: pytest.FixtureRequest, mock_upstream: MockUpstream, sandbox_python: str, tmp_path: Path
 ) -> Iterator[Gateway]:
-    settings = sandbox_settings(sandbox_python)
-    if request.param == "sqlite":
-        with start_gateway(mock_upstream, tmp_path, sandbox=settings) as gw:
-            yield gw
-        return
-    with fresh_postgres_url() as url, start_gateway(mock_upstream, tmp_path, sandbox=settings, database=url) as gw:
+    with gateway_on(request.param, mock_upstream, tmp_path, sandbox=sandbox_settings(sandbox_python)) as gw:
         yield gw
 
 

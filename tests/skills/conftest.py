@@ -10,8 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from corral.config import ApiKeySettings, AuthSettings
-from tests.conftest import Gateway, start_gateway
-from tests.fixtures.databases import fresh_postgres_url
+from tests.conftest import Gateway, gateway_on
 from tests.support.mock import MockUpstream
 
 KEY_A = "sk-skills-a-0123456789"
@@ -55,10 +54,7 @@ def auth() -> AuthSettings:
 def skills_gateway(
     request: pytest.FixtureRequest, mock_upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    data_dir = tmp_path_factory.mktemp(f"skills-{request.param}")
-    if request.param == "sqlite":
-        with start_gateway(mock_upstream, data_dir, auth=auth()) as gateway:
-            yield gateway
-        return
-    with fresh_postgres_url() as url, start_gateway(mock_upstream, data_dir, auth=auth(), database=url) as gateway:
+    with gateway_on(
+        request.param, mock_upstream, tmp_path_factory.mktemp(f"skills-{request.param}"), auth=auth()
+    ) as gateway:
         yield gateway
