@@ -5,26 +5,13 @@ stored request, its chain and its retrieval succeed."""
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from tests.conftest import Gateway, start_gateway
-from tests.fixtures.databases import _run, fresh_postgres_url
+from tests.fixtures.databases import _run, fresh_postgres_url, terminate_other_sessions
 from tests.support.mock import MockUpstream
 
 pytestmark = pytest.mark.postgres
-
-
-async def _terminate_others(url: str) -> int:
-    connection = await asyncpg.connect(url.replace("postgresql://", "postgres://", 1))
-    try:
-        cut = await connection.fetch(
-            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await connection.close()
-    return len(cut)
 
 
 @pytest.fixture()
@@ -37,13 +24,13 @@ def test_a_stored_request_after_the_server_cut_every_connection_succeeds(gateway
     gw, url = gateway
     client = gw.client().with_options(max_retries=0)  # a 503 must not be hidden by a retry
     first = client.responses.create(model="mock-model", input="one")
-    assert _run(_terminate_others(url)) >= 1
+    assert _run(terminate_other_sessions(url)) >= 1
 
     second = client.responses.create(model="mock-model", input="two", previous_response_id=first.id)
 
     assert second.status == "completed"
     assert client.responses.retrieve(second.id).id == second.id
-    assert _run(_terminate_others(url)) >= 1
+    assert _run(terminate_other_sessions(url)) >= 1
     third = client.responses.create(model="mock-model", input="three", previous_response_id=second.id)
     items = client.responses.input_items.list(third.id)
     assert third.status == "completed" and len(items.data) == 1

@@ -7,14 +7,13 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 
 from corral.storage import NotFound, Store, UnstorableText
 from corral.storage.schema import conversation_items, response_items, responses
-from tests.fixtures.databases import fresh_postgres_url
+from tests.fixtures.databases import fresh_postgres_url, terminate_other_sessions
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -175,26 +174,13 @@ async def test_a_gone_conversation_is_not_found_and_the_response_stays(store: St
     assert await store.responses.get("b", "resp_gone_b") is not None
 
 
-async def _terminate_others(url: str) -> int:
-    """Cut every other session of the database, and wait until each backend has exited."""
-    connection = await asyncpg.connect(url.replace("postgresql://", "postgres://", 1))
-    try:
-        cut = await connection.fetch(
-            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await connection.close()
-    return len(cut)
-
-
 def _terminate_blocking(url: str) -> int:
     """The same from another thread, while this loop does not run: the pooled connections cannot
     notice before their next statement."""
     result: list[int] = []
 
     def target() -> None:
-        result.append(asyncio.run(_terminate_others(url)))
+        result.append(asyncio.run(terminate_other_sessions(url)))
 
     thread = threading.Thread(target=target)
     thread.start()
@@ -213,7 +199,7 @@ async def test_requests_succeed_after_the_server_cut_every_pooled_connection(not
             await asyncio.gather(*(save(store, "a", response(f"resp_k{n}"), [user(f"in_k{n}")]) for n in range(4)))
             assert await store.responses.get("a", "resp_k0") is not None
             if noticed:
-                assert await _terminate_others(url) >= 1
+                assert await terminate_other_sessions(url) >= 1
                 await asyncio.sleep(0.05)
                 # a store with no retry of its own: the checkout replaces the closed connection
                 assert (await store.conversations.create("a", metadata={}, items=[]))["id"]
