@@ -68,29 +68,31 @@ def container_of(response: Any) -> str:
     return next(i for i in response.output if i.type == "code_interpreter_call").container_id
 
 
-def location(database: str, container_id: str) -> str:
-    async def query() -> str:
+def value_of(database: str, query: str, argument: str) -> Any:
+    """One value read straight from the shared database, on a connection of its own."""
+
+    async def read() -> Any:
         connection = await asyncpg.connect(database.replace("postgresql://", "postgres://", 1))
         try:
-            return str(await connection.fetchval("select location from containers where id = $1", container_id))
+            return await connection.fetchval(query, argument)
         finally:
             await connection.close()
 
-    return asyncio.run(query())
+    return asyncio.run(read())
+
+
+def location(database: str, container_id: str) -> str:
+    return str(value_of(database, "select location from containers where id = $1", container_id))
 
 
 def wait_until_silent(database: str, host_id: str) -> None:
     """Until the host's last heartbeat is older than the TTL (a state of the database, polled)."""
 
-    async def last_beat() -> float:
-        connection = await asyncpg.connect(database.replace("postgresql://", "postgres://", 1))
-        try:
-            return float(await connection.fetchval("select heartbeat_at from sandbox_hosts where id = $1", host_id))
-        finally:
-            await connection.close()
+    def last_beat() -> float:
+        return float(value_of(database, "select heartbeat_at from sandbox_hosts where id = $1", host_id))
 
     deadline = time.monotonic() + 60
-    while time.time() - asyncio.run(last_beat()) <= HOST_TTL_S:
+    while time.time() - last_beat() <= HOST_TTL_S:
         assert time.monotonic() < deadline, "the killed host's heartbeat never went stale"
         time.sleep(0.2)
 
